@@ -1,0 +1,19 @@
+"""The `flywheel` command line: one module per group of commands, assembled here."""
+
+from __future__ import annotations
+
+import typer
+
+from flywheel_mlops.cli import data, models, training
+
+app = typer.Typer(
+    name="flywheel",
+    help="Train in Kubeflow Pipelines, serve on KServe, monitor with Evidently, retrain on drift.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.command("simulate")(data.simulate)
+app.command("train")(training.train)
+app.command("compile")(training.compile_)
+app.command("demo")(training.demo)
+app.add_typer(models.app, name="models")

@@ -1,0 +1,30 @@
+"""What every command shares: the settings, the console, and how errors end a command."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import typer
+from rich.console import Console
+
+from flywheel_mlops.errors import FlywheelError
+from flywheel_mlops.settings import Settings
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def settings() -> Settings:
+    """Settings from the environment (FLYWHEEL_*), built at the entry point."""
+    return Settings()
+
+
+@contextlib.contextmanager
+def failures_exit() -> Iterator[None]:
+    """Turn Flywheel's own errors into a red message and the error type's exit code."""
+    try:
+        yield
+    except FlywheelError as error:
+        err_console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(error.exit_code) from error

@@ -1,0 +1,80 @@
+"""`flywheel models`: list versions, show a model card, promote, roll back."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.markdown import Markdown
+from rich.table import Table
+
+from flywheel_mlops.cli.common import console, failures_exit, settings
+from flywheel_mlops.errors import NotFoundError
+
+app = typer.Typer(help="The model registry: versions, cards, the champion alias.",
+                  no_args_is_help=True)
+
+Name = Annotated[str, typer.Option(help="Model name.")]
+Registry = Annotated[str, typer.Option(help="Registry URI. Default: <home>/registry.")]
+
+
+def _registry(uri: str):  # type: ignore[no-untyped-def]
+    from flywheel_mlops.registry import Registry as RegistryStore
+
+    return RegistryStore(uri or settings().registry)
+
+
+@app.command("list")
+def list_(name: Name = "pickup-eta", registry: Registry = "") -> None:
+    """Versions with their family and test MAE; the champion is marked."""
+    import json
+
+    store = _registry(registry)
+    champion = store.alias(name)
+    table = Table(title=f"{name} in {store.uri}")
+    for column in ("version", "family", "test MAE", "baseline MAE", "created", ""):
+        table.add_column(column)
+    for version in store.versions(name):
+        folder = store.fetch(name, version)
+        meta = json.loads((folder / "bundle.json").read_text())
+        metrics = json.loads((folder / "metrics.json").read_text())
+        mark = "champion" if champion and champion.version == version else ""
+        table.add_row(version, meta.get("family", ""), f"{metrics['test']['mae']:.3f}",
+                      f"{metrics.get('baseline', {}).get('mae', float('nan')):.3f}",
+                      str(meta.get("created_at", "")), mark)
+    console.print(table)
+
+
+@app.command()
+def show(ref: Annotated[str, typer.Argument(help="Version or alias.")] = "champion",
+         name: Name = "pickup-eta", registry: Registry = "") -> None:
+    """Print a version's model card."""
+    with failures_exit():
+        folder = _registry(registry).fetch(name, ref)
+        console.print(Markdown((folder / "model_card.md").read_text()))
+
+
+@app.command()
+def promote(version: Annotated[str, typer.Argument(help="Version to make champion.")],
+            name: Name = "pickup-eta", registry: Registry = "",
+            reason: Annotated[str, typer.Option(help="Why, for the record.")] = "manual promotion",
+            ) -> None:
+    """Point the champion alias at a version (after verifying the bundle loads)."""
+    with failures_exit():
+        store = _registry(registry)
+        store.load(name, version)
+        record = store.set_alias(name, version, reason=reason)
+    console.print(f"champion: {record.previous} -> [green]{record.version}[/green]")
+
+
+@app.command()
+def rollback(name: Name = "pickup-eta", registry: Registry = "") -> None:
+    """Point the champion back at the version it held before the last move."""
+    with failures_exit():
+        store = _registry(registry)
+        current = store.alias(name)
+        if current is None or current.previous is None:
+            raise NotFoundError(f"{name} has no earlier champion to roll back to")
+        store.load(name, current.previous)
+        record = store.set_alias(name, current.previous, reason=f"rollback from {current.version}")
+    console.print(f"champion: {record.previous} -> [green]{record.version}[/green]")

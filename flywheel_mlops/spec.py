@@ -1,0 +1,135 @@
+"""The dataset spec: the short config that lets any tabular dataset go through the loop."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from flywheel_mlops.errors import ConfigError
+
+
+class _Strict(BaseModel):
+    # A misspelled key is an error, not a silently ignored option.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class UnitRule(_Strict):
+    """Convert a numeric column to one canonical unit using a column that names the unit."""
+
+    unit_column: str = Field(description="Column holding the unit of each row, e.g. speed_unit.")
+    factors: dict[str, float] = Field(
+        description="Multiplier from each unit to the canonical one, e.g. {mph: 1.609344}."
+    )
+
+
+class JoinSpec(_Strict):
+    """A side table joined at ingest on the record's timestamp floored to `freq` (a weather feed)."""
+
+    key: str = Field(description="Timestamp column of the side table (`on` is a YAML boolean).")
+    freq: str = Field(default="h", description="Pandas frequency both timestamps are floored to.")
+    columns: list[str] = Field(description="Side-table columns to bring in.")
+
+
+class DatasetSpec(_Strict):
+    """What a dataset looks like and how to treat it, for every stage from ingest to serving."""
+
+    name: str = Field(description="Model name; also the KServe model name, e.g. pickup-eta.")
+    target: str = Field(description="Column to predict.")
+    numeric: list[str] = Field(default_factory=list, description="Numeric feature columns.")
+    categorical: list[str] = Field(default_factory=list, description="Categorical features.")
+    timestamp: str | None = Field(
+        default=None,
+        description="Event-time column: the time split and hour/weekday features come from it.",
+    )
+    id_column: str | None = Field(default=None, description="Record id; duplicates are dropped.")
+    required: list[str] = Field(
+        default_factory=list,
+        description="Columns a row cannot do without: missing after repair drops the row.",
+    )
+    timestamp_formats: list[str] = Field(
+        default_factory=list,
+        description="strptime formats tried in order; empty means let pandas infer ISO 8601.",
+    )
+    units: dict[str, UnitRule] = Field(
+        default_factory=dict, description="Numeric column -> how to unify its unit."
+    )
+    ranges: dict[str, tuple[float, float]] = Field(
+        default_factory=dict,
+        description="Inclusive valid range per numeric column (target too); outside is an error.",
+    )
+    join: JoinSpec | None = Field(default=None, description="Optional side table joined at ingest.")
+    baseline: str | None = Field(
+        default=None,
+        description="Rule-based estimate as a pandas expression over clean columns.",
+    )
+    slices: list[str] = Field(
+        default_factory=list, description="Columns to report errors per slice (plus hour)."
+    )
+    max_null_rate: float = Field(
+        default=0.2, ge=0, le=1, description="Validate: highest share of missing values per column."
+    )
+    max_invalid_rate: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        description="Validate: highest share of text-in-numeric or out-of-range values per column.",
+    )
+    max_duplicate_rate: float = Field(
+        default=0.0, ge=0, le=1, description="Validate: highest duplicate-id rate after cleaning."
+    )
+    min_rows: int = Field(default=200, ge=1, description="Validate: fewest rows worth training on.")
+    task: Literal["regression"] = "regression"
+
+    @model_validator(mode="after")
+    def _columns_are_consistent(self) -> DatasetSpec:
+        features = [*self.numeric, *self.categorical]
+        if self.target in features:
+            raise ValueError(f"target {self.target!r} is also listed as a feature")
+        dupes = {c for c in features if features.count(c) > 1}
+        if dupes:
+            raise ValueError(f"columns listed twice: {sorted(dupes)}")
+        for column in self.units:
+            if column not in self.numeric:
+                raise ValueError(f"units rule for {column!r}, which is not a numeric column")
+        return self
+
+    @property
+    def feature_columns(self) -> list[str]:
+        """Input columns a prediction request must carry, in a stable order."""
+        columns = [*self.numeric, *self.categorical]
+        return [self.timestamp, *columns] if self.timestamp else columns
+
+    @property
+    def side_columns(self) -> list[str]:
+        """Columns that come from the joined side table rather than the main records."""
+        return list(self.join.columns) if self.join else []
+
+
+def load_spec(source: str | Path) -> DatasetSpec:
+    """Load a dataset spec from a YAML file path, or a built-in spec by name (`ride_hailing`)."""
+    path = Path(source)
+    if path.suffix in {".yaml", ".yml"}:
+        if not path.exists():
+            raise ConfigError(f"dataset spec file {str(path)!r} does not exist")
+        text = path.read_text()
+    else:
+        builtin = resources.files("flywheel_mlops.datasets") / f"{source}.yaml"
+        if not builtin.is_file():
+            raise ConfigError(
+                f"unknown dataset spec {str(source)!r}: expected a .yaml path or one of {builtins()}"
+            )
+        text = builtin.read_text()
+    try:
+        return DatasetSpec.model_validate(yaml.safe_load(text))
+    except ValidationError as exc:
+        raise ConfigError(f"dataset spec {str(source)!r} is invalid: {exc}") from exc
+
+
+def builtins() -> list[str]:
+    """Names of the dataset specs that ship with Flywheel."""
+    folder = resources.files("flywheel_mlops.datasets")
+    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
