@@ -1,9 +1,8 @@
 """Clean component: repair, fill and drop, with a report of every change."""
 
+from flywheel_components.image import PIPELINE_IMAGE
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Output
-
-from flywheel_components.image import PIPELINE_IMAGE
 
 
 @dsl.component(base_image=PIPELINE_IMAGE, install_kfp_package=False)

@@ -1,9 +1,8 @@
 """Evaluate component: test error and slices against the baseline and the champion."""
 
+from flywheel_components.image import PIPELINE_IMAGE
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
-
-from flywheel_components.image import PIPELINE_IMAGE
 
 
 @dsl.component(base_image=PIPELINE_IMAGE, install_kfp_package=False)
@@ -36,8 +35,15 @@ def evaluate(
     """
     from flywheel_mlops import steps
 
-    result = steps.evaluate(dataset_spec, registry_uri, margin, model.path,
-                            feature_pipeline.path, test.path, evaluation.path)
+    result = steps.evaluate(
+        dataset_spec,
+        registry_uri,
+        margin,
+        model.path,
+        feature_pipeline.path,
+        test.path,
+        evaluation.path,
+    )
     metrics.log_metric("test_mae", result["test"]["mae"])
     metrics.log_metric("test_p90", result["test"]["p90"])
     if "baseline" in result:

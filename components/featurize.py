@@ -1,9 +1,8 @@
 """Featurize component: fit the shared feature pipeline and the request schema."""
 
+from flywheel_components.image import PIPELINE_IMAGE
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Output
-
-from flywheel_components.image import PIPELINE_IMAGE
 
 
 @dsl.component(base_image=PIPELINE_IMAGE, install_kfp_package=False)

@@ -1,9 +1,8 @@
 """Ingest component: records from a file or object-store URI, joined with the side table."""
 
+from flywheel_components.image import PIPELINE_IMAGE
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Output
-
-from flywheel_components.image import PIPELINE_IMAGE
 
 
 @dsl.component(base_image=PIPELINE_IMAGE, install_kfp_package=False)

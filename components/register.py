@@ -2,10 +2,9 @@
 
 from typing import NamedTuple
 
+from flywheel_components.image import PIPELINE_IMAGE
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Model
-
-from flywheel_components.image import PIPELINE_IMAGE
 
 
 @dsl.component(base_image=PIPELINE_IMAGE, install_kfp_package=False)
@@ -21,7 +20,7 @@ def register(
     train: Input[Dataset],
     evaluation: Input[Artifact],
     run_id: str = dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
-) -> NamedTuple("Registration", [("version", str), ("uri", str), ("promoted", bool)]):  # type: ignore[valid-type]  # noqa: UP014
+) -> NamedTuple("Registration", [("version", str), ("uri", str), ("promoted", bool)]):  # type: ignore[valid-type]
     """Write the bundle, publish it as the next version, promote it if it beats the champion.
 
     Args:
@@ -44,8 +43,16 @@ def register(
     from flywheel_mlops import steps
 
     lineage = {"data_uri": data_uri, "window": [start or None, end or None], "run_id": run_id}
-    done = steps.register(dataset_spec, registry_uri, model.path, feature_pipeline.path,
-                          schema.path, train.path, evaluation.path, lineage)
+    done = steps.register(
+        dataset_spec,
+        registry_uri,
+        model.path,
+        feature_pipeline.path,
+        schema.path,
+        train.path,
+        evaluation.path,
+        lineage,
+    )
     print(f"registered {done.version} at {done.uri}; promoted={done.promoted}: {done.reason}")
     registration = namedtuple("Registration", ["version", "uri", "promoted"])
     return registration(done.version, done.uri, done.promoted)

@@ -1,9 +1,8 @@
 """Split component: time-based train / validation / test."""
 
+from flywheel_components.image import PIPELINE_IMAGE
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Output
-
-from flywheel_components.image import PIPELINE_IMAGE
 
 
 @dsl.component(base_image=PIPELINE_IMAGE, install_kfp_package=False)
@@ -29,5 +28,12 @@ def split(
     """
     from flywheel_mlops import steps
 
-    steps.split(dataset_spec, validated.path, train.path, validation.path, test.path,
-                validation_fraction, test_fraction)
+    steps.split(
+        dataset_spec,
+        validated.path,
+        train.path,
+        validation.path,
+        test.path,
+        validation_fraction,
+        test_fraction,
+    )

@@ -1,9 +1,8 @@
 """Train component: candidate families, the cheapest accurate one wins."""
 
+from flywheel_components.image import PIPELINE_IMAGE
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Model, Output
-
-from flywheel_components.image import PIPELINE_IMAGE
 
 
 @dsl.component(base_image=PIPELINE_IMAGE, install_kfp_package=False)
@@ -37,6 +36,15 @@ def train(
     """
     from flywheel_mlops import steps
 
-    return steps.train(dataset_spec, feature_pipeline.path, train.path, validation.path,
-                       [str(f) for f in families], search_seconds, tolerance, seed,
-                       model.path, candidates.path)
+    return steps.train(
+        dataset_spec,
+        feature_pipeline.path,
+        train.path,
+        validation.path,
+        [str(f) for f in families],
+        search_seconds,
+        tolerance,
+        seed,
+        model.path,
+        candidates.path,
+    )

@@ -1,9 +1,8 @@
 """Validate component: the gate; a failing batch fails the step and nothing downstream runs."""
 
+from flywheel_components.image import PIPELINE_IMAGE
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Output
-
-from flywheel_components.image import PIPELINE_IMAGE
 
 
 @dsl.component(base_image=PIPELINE_IMAGE, install_kfp_package=False)

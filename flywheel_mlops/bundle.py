@@ -1,4 +1,4 @@
-"""The model bundle: an immutable folder with the model, its features, schema, metrics and hashes."""
+"""The model bundle: an immutable folder with model, features, schema, metrics and hashes."""
 
 from __future__ import annotations
 

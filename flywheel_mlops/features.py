@@ -65,7 +65,7 @@ class FeaturePipeline:
             names += list(_TIME_FEATURES)
         if self.baseline:
             names.append(BASELINE_FEATURE)
-        for column, values in self.categories.items():
+        for column, values in sorted(self.categories.items()):
             names += [f"{column}={value}" for value in values]
         return names
 
@@ -83,7 +83,8 @@ class FeaturePipeline:
             blocks.append(_time_features(frame[self.timestamp]))
         if self.baseline:
             blocks.append(baseline_prediction(self.baseline, frame).astype(np.float32)[:, None])
-        for column, values in self.categories.items():
+        # Sorted, so the matrix layout does not depend on the order keys were stored in JSON.
+        for column, values in sorted(self.categories.items()):
             blocks.append(_one_hot(frame[column], column, values))
         return np.hstack(blocks) if blocks else np.empty((len(frame), 0), dtype=np.float32)
 

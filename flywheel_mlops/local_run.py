@@ -73,14 +73,16 @@ def run_training(
     A validation failure is raised as ValidationFailed with the gate's report, read back from
     the failed run's folder, so callers see each failed check rather than "task failed".
     """
-    from kfp import local
-
     from flywheel_pipelines.training import training_pipeline
+    from kfp import local
 
     pipeline_root.mkdir(parents=True, exist_ok=True)
     before = set(pipeline_root.iterdir())
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root),
-               raise_on_error=True)
+    local.init(
+        runner=local.SubprocessRunner(use_venv=False),
+        pipeline_root=str(pipeline_root),
+        raise_on_error=True,
+    )
     try:
         with _captured(log_path, on_step), warnings.catch_warnings():
             # The runner warns that steps name a container image; running them in this
@@ -143,8 +145,9 @@ def _captured(log_path: Path | None, on_step: Callable[[str], None] | None) -> I
 
 
 def _new_run_dir(root: Path, before: set[Path]) -> Path:
-    created = sorted((p for p in set(root.iterdir()) - before if p.is_dir()),
-                     key=lambda p: p.stat().st_mtime)
+    created = sorted(
+        (p for p in set(root.iterdir()) - before if p.is_dir()), key=lambda p: p.stat().st_mtime
+    )
     if not created:
         raise FlywheelError(f"the local runner wrote no run folder under {root}")
     return created[-1]

@@ -51,8 +51,9 @@ def check_families(families: list[str]) -> list[str]:
     """Reject unknown family names with the list of known ones."""
     unknown = [f for f in families if f not in DEFAULT_PARAMS]
     if unknown or not families:
-        raise ConfigError(f"model families must be a non-empty subset of {list(FAMILIES)}, "
-                          f"got {families}")
+        raise ConfigError(
+            f"model families must be a non-empty subset of {list(FAMILIES)}, got {families}"
+        )
     return families
 
 
@@ -65,8 +66,12 @@ def fit(
 
         rounds = int(params.get("num_boost_round", 300))
         booster_params = {k: v for k, v in params.items() if k != "num_boost_round"}
-        booster_params |= {"objective": "reg:absoluteerror", "tree_method": "hist", "seed": seed,
-                           "nthread": 0}
+        booster_params |= {
+            "objective": "reg:absoluteerror",
+            "tree_method": "hist",
+            "seed": seed,
+            "nthread": 0,
+        }
         matrix = xgb.QuantileDMatrix(features, label=target)
         return XGBoostModel(xgb.train(booster_params, matrix, num_boost_round=rounds))
     from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
@@ -77,7 +82,9 @@ def fit(
 
     estimator: Any
     if family == "hist_gbm":
-        estimator = HistGradientBoostingRegressor(loss="absolute_error", random_state=seed, **params)
+        estimator = HistGradientBoostingRegressor(
+            loss="absolute_error", random_state=seed, **params
+        )
     elif family == "ridge":
         estimator = make_pipeline(SimpleImputer(), StandardScaler(), Ridge(**params))
     elif family == "random_forest":

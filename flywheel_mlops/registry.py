@@ -1,4 +1,4 @@
-"""The model registry: immutable versions and atomically swapped aliases, on a folder or object store.
+"""The model registry: immutable versions and atomically swapped aliases.
 
 Layout: `<root>/<model>/versions/vNNNN/` (a bundle) and `<root>/<model>/aliases/<alias>.json`.
 A version becomes visible in one step: locally a directory rename of a fully written folder; on
@@ -55,8 +55,7 @@ class Registry:
         """Names of the models in this registry."""
         if not self.fs.exists(self.root):
             return []
-        return sorted(Path(p).name for p in self.fs.ls(self.root, detail=False)
-                      if self.fs.isdir(p))
+        return sorted(Path(p).name for p in self.fs.ls(self.root, detail=False) if self.fs.isdir(p))
 
     def versions(self, name: str) -> list[str]:
         """Complete versions of a model, oldest first; staging folders never appear here."""
@@ -123,14 +122,22 @@ class Registry:
         with self.fs.open(path, "r") as handle:
             return [AliasRecord(**json.loads(line)) for line in handle if line.strip()]
 
-    def set_alias(self, name: str, version: str, alias: str = CHAMPION, reason: str = "") -> AliasRecord:
+    def set_alias(
+        self, name: str, version: str, alias: str = CHAMPION, reason: str = ""
+    ) -> AliasRecord:
         """Point an alias at a complete version in one atomic step, and record why."""
         if version not in self.versions(name):
-            raise NotFoundError(f"{name} has no complete version {version!r}; "
-                                f"versions are {self.versions(name)}")
+            raise NotFoundError(
+                f"{name} has no complete version {version!r}; versions are {self.versions(name)}"
+            )
         current = self.alias(name, alias)
-        record = AliasRecord(alias, version, current.version if current else None,
-                             datetime.now(UTC).isoformat(timespec="seconds"), reason)
+        record = AliasRecord(
+            alias,
+            version,
+            current.version if current else None,
+            datetime.now(UTC).isoformat(timespec="seconds"),
+            reason,
+        )
         folder = self._path(name, "aliases")
         self.fs.makedirs(folder, exist_ok=True)
         payload = json.dumps(record.__dict__)
@@ -155,8 +162,9 @@ class Registry:
         """Turn a version (`v0003`) or an alias (`champion`) into a version."""
         if _VERSION.match(ref):
             if ref not in self.versions(name):
-                raise NotFoundError(f"{name} has no version {ref!r}; versions are "
-                                    f"{self.versions(name)}")
+                raise NotFoundError(
+                    f"{name} has no version {ref!r}; versions are {self.versions(name)}"
+                )
             return ref
         record = self.alias(name, ref)
         if record is None:

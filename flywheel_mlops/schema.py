@@ -184,6 +184,9 @@ def _check_timestamps(spec: FieldSpec, values: Any, problems: list[str]) -> Any:
 
 
 def _note(problems: list[str], spec: FieldSpec, value: Any, index: int) -> None:
+    if isinstance(value, np.generic):
+        # numpy 2 reprs scalars as np.float64(400.0); clients sent 400.0.
+        value = value.item()
     shown = value
     if isinstance(value, float) and not math.isfinite(value):
         shown = str(value)
@@ -192,7 +195,7 @@ def _note(problems: list[str], spec: FieldSpec, value: Any, index: int) -> None:
 
 def _raise_if(problems: list[str]) -> None:
     if problems:
-        more = f" (and more)" if len(problems) >= _MAX_REPORTED else ""
+        more = " (and more)" if len(problems) >= _MAX_REPORTED else ""
         raise InvalidInputError("; ".join(problems[:_MAX_REPORTED]) + more)
 
 

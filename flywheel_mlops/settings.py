@@ -18,7 +18,8 @@ class Settings(BaseSettings):
         description="Local working folder: simulated data, pipeline runs, registry, reports.",
     )
     registry_uri: str = Field(
-        default="", description="Model registry; a folder or s3:// / gs:// URI. Default: <home>/registry."
+        default="",
+        description="Model registry; a folder or s3:// / gs:// URI. Default: <home>/registry.",
     )
     database_url: str = Field(
         default="", description="SQLAlchemy URL of the prediction log. Default: SQLite in <home>."

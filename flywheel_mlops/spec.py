@@ -132,4 +132,6 @@ def load_spec(source: str | Path) -> DatasetSpec:
 def builtins() -> list[str]:
     """Names of the dataset specs that ship with Flywheel."""
     folder = resources.files("flywheel_mlops.datasets")
-    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+    return sorted(
+        p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml")
+    )

@@ -43,11 +43,19 @@ def _read_json(path: str) -> Any:
     return json.loads(Path(path).read_text())
 
 
-def ingest(spec_json: str, data_uri: str, side_uri: str, start: str, end: str,
-           out_path: str, report_path: str) -> int:
+def ingest(
+    spec_json: str,
+    data_uri: str,
+    side_uri: str,
+    start: str,
+    end: str,
+    out_path: str,
+    report_path: str,
+) -> int:
     """Ingest step: returns the number of records written."""
-    frame, report = ingest_stage.ingest(_spec(spec_json), data_uri, side_uri or None,
-                                        start or None, end or None)
+    frame, report = ingest_stage.ingest(
+        _spec(spec_json), data_uri, side_uri or None, start or None, end or None
+    )
     frame.to_parquet(out_path, index=False)
     _write_json(report_path, report.to_dict())
     return len(frame)
@@ -61,8 +69,9 @@ def clean(spec_json: str, in_path: str, out_path: str, report_path: str) -> int:
     return len(frame)
 
 
-def validate(spec_json: str, in_path: str, clean_report_path: str, out_path: str,
-             report_path: str) -> None:
+def validate(
+    spec_json: str, in_path: str, clean_report_path: str, out_path: str, report_path: str
+) -> None:
     """Validate step: passes the batch through only when every check holds.
 
     On failure the report is written and printed, and ValidationFailed ends the step (and with
@@ -86,28 +95,52 @@ def featurize(spec_json: str, in_path: str, pipeline_path: str, schema_path: str
     Path(schema_path).write_text(schema.to_json())
 
 
-def split(spec_json: str, in_path: str, train_path: str, validation_path: str,
-          test_path: str, validation: float = 0.15, test: float = 0.15) -> None:
+def split(
+    spec_json: str,
+    in_path: str,
+    train_path: str,
+    validation_path: str,
+    test_path: str,
+    validation: float = 0.15,
+    test: float = 0.15,
+) -> None:
     """Split step: three consecutive time ranges."""
     parts = split_stage.split(_spec(spec_json), pd.read_parquet(in_path), validation, test)
     for frame, path in zip(parts, (train_path, validation_path, test_path), strict=True):
         frame.to_parquet(path, index=False)
 
 
-def train(spec_json: str, pipeline_path: str, train_path: str, validation_path: str,
-          families: list[str], search_seconds: float, tolerance: float, seed: int,
-          model_dir: str, candidates_path: str) -> str:
+def train(
+    spec_json: str,
+    pipeline_path: str,
+    train_path: str,
+    validation_path: str,
+    families: list[str],
+    search_seconds: float,
+    tolerance: float,
+    seed: int,
+    model_dir: str,
+    candidates_path: str,
+) -> str:
     """Train step: saves the chosen model into `model_dir`; returns its family."""
     result = train_stage.train(
-        _spec(spec_json), FeaturePipeline.from_json(Path(pipeline_path).read_text()),
-        pd.read_parquet(train_path), pd.read_parquet(validation_path),
-        families, search_seconds, tolerance, seed,
+        _spec(spec_json),
+        FeaturePipeline.from_json(Path(pipeline_path).read_text()),
+        pd.read_parquet(train_path),
+        pd.read_parquet(validation_path),
+        families,
+        search_seconds,
+        tolerance,
+        seed,
     )
     folder = Path(model_dir)
     folder.mkdir(parents=True, exist_ok=True)
     models.save(result.model, result.chosen.family, folder)
-    summary = {"chosen": result.chosen.__dict__, "reason": result.reason,
-               "candidates": [c.__dict__ for c in result.candidates]}
+    summary = {
+        "chosen": result.chosen.__dict__,
+        "reason": result.reason,
+        "candidates": [c.__dict__ for c in result.candidates],
+    }
     _write_json(candidates_path, summary)
     _write_json(str(folder / "training.json"), summary)
     return result.chosen.family
@@ -121,35 +154,61 @@ def load_model_dir(model_dir: str) -> models.Regressor:
     return models.load(files[0])
 
 
-def evaluate(spec_json: str, registry_uri: str, margin: float, model_dir: str,
-             pipeline_path: str, test_path: str, evaluation_path: str) -> dict[str, Any]:
+def evaluate(
+    spec_json: str,
+    registry_uri: str,
+    margin: float,
+    model_dir: str,
+    pipeline_path: str,
+    test_path: str,
+    evaluation_path: str,
+) -> dict[str, Any]:
     """Evaluate step: compares with the baseline and, when there is one, the champion."""
     spec = _spec(spec_json)
     registry = Registry(registry_uri)
     champion = registry.load(spec.name, CHAMPION) if registry.alias(spec.name) else None
     metrics = evaluate_stage.evaluate(
-        spec, load_model_dir(model_dir), FeaturePipeline.from_json(Path(pipeline_path).read_text()),
-        pd.read_parquet(test_path), champion, margin,
+        spec,
+        load_model_dir(model_dir),
+        FeaturePipeline.from_json(Path(pipeline_path).read_text()),
+        pd.read_parquet(test_path),
+        champion,
+        margin,
     )
     _write_json(evaluation_path, metrics)
     return metrics
 
 
-def register(spec_json: str, registry_uri: str, model_dir: str, pipeline_path: str,
-             schema_path: str, train_path: str, evaluation_path: str,
-             lineage: dict[str, Any]) -> register_stage.Registration:
+def register(
+    spec_json: str,
+    registry_uri: str,
+    model_dir: str,
+    pipeline_path: str,
+    schema_path: str,
+    train_path: str,
+    evaluation_path: str,
+    lineage: dict[str, Any],
+) -> register_stage.Registration:
     """Register step: publish the bundle, promote it when evaluate said it beats the champion."""
     spec = _spec(spec_json)
     pipeline = FeaturePipeline.from_json(Path(pipeline_path).read_text())
     model = load_model_dir(model_dir)
     training = _read_json(str(Path(model_dir) / "training.json"))
-    metrics = _read_json(evaluation_path) | {"validation": {"mae": training["chosen"]["val_mae"]},
-                                             "candidates": training["candidates"]}
+    metrics = _read_json(evaluation_path) | {
+        "validation": {"mae": training["chosen"]["val_mae"]},
+        "candidates": training["candidates"],
+    }
     train_frame = pd.read_parquet(train_path)
     reference = register_stage.reference_sample(spec, train_frame, model, pipeline)
-    lineage = lineage | {"params": training["chosen"]["params"],
-                         "selection": training["reason"]}
+    lineage = lineage | {"params": training["chosen"]["params"], "selection": training["reason"]}
     return register_stage.register(
-        Registry(registry_uri), spec, model, training["chosen"]["family"], pipeline,
-        InputSchema.from_json(Path(schema_path).read_text()), metrics, reference, lineage,
+        Registry(registry_uri),
+        spec,
+        model,
+        training["chosen"]["family"],
+        pipeline,
+        InputSchema.from_json(Path(schema_path).read_text()),
+        metrics,
+        reference,
+        lineage,
     )

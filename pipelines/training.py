@@ -3,8 +3,6 @@
 
 from pathlib import Path
 
-from kfp import compiler, dsl
-
 from flywheel_components.clean import clean
 from flywheel_components.evaluate import evaluate
 from flywheel_components.featurize import featurize
@@ -13,6 +11,7 @@ from flywheel_components.register import register
 from flywheel_components.split import split
 from flywheel_components.train import train
 from flywheel_components.validate import validate
+from kfp import compiler, dsl
 
 PIPELINE_NAME = "flywheel-training"
 COMPILED = Path(__file__).with_name("training.yaml")
@@ -27,7 +26,7 @@ def training_pipeline(
     side_uri: str = "",
     start: str = "",
     end: str = "",
-    families: list = DEFAULT_FAMILIES,  # noqa: B006 - KFP reads the default, nothing mutates it
+    families: list = DEFAULT_FAMILIES,
     margin: float = 0.02,
     search_seconds: float = 0.0,
     tolerance: float = 0.02,
@@ -47,31 +46,48 @@ def training_pipeline(
     seed: random seed.
     """
     # Reading object storage can fail for a moment; reading it again is harmless.
-    ingested = ingest(dataset_spec=dataset_spec, data_uri=data_uri, side_uri=side_uri,
-                      start=start, end=end).set_retry(num_retries=3, backoff_duration="10s")
+    ingested = ingest(
+        dataset_spec=dataset_spec, data_uri=data_uri, side_uri=side_uri, start=start, end=end
+    ).set_retry(num_retries=3, backoff_duration="10s")
     cleaned = clean(dataset_spec=dataset_spec, records=ingested.outputs["records"])
-    validated = validate(dataset_spec=dataset_spec, cleaned=cleaned.outputs["cleaned"],
-                         clean_report=cleaned.outputs["report"])
+    validated = validate(
+        dataset_spec=dataset_spec,
+        cleaned=cleaned.outputs["cleaned"],
+        clean_report=cleaned.outputs["report"],
+    )
     features = featurize(dataset_spec=dataset_spec, validated=validated.outputs["validated"])
     parts = split(dataset_spec=dataset_spec, validated=validated.outputs["validated"])
     trained = train(
-        dataset_spec=dataset_spec, feature_pipeline=features.outputs["feature_pipeline"],
-        train=parts.outputs["train"], validation=parts.outputs["validation"],
-        families=families, search_seconds=search_seconds, tolerance=tolerance, seed=seed,
+        dataset_spec=dataset_spec,
+        feature_pipeline=features.outputs["feature_pipeline"],
+        train=parts.outputs["train"],
+        validation=parts.outputs["validation"],
+        families=families,
+        search_seconds=search_seconds,
+        tolerance=tolerance,
+        seed=seed,
     ).set_retry(num_retries=1)
     verdict = evaluate(
-        dataset_spec=dataset_spec, registry_uri=registry_uri, margin=margin,
-        model=trained.outputs["model"], feature_pipeline=features.outputs["feature_pipeline"],
+        dataset_spec=dataset_spec,
+        registry_uri=registry_uri,
+        margin=margin,
+        model=trained.outputs["model"],
+        feature_pipeline=features.outputs["feature_pipeline"],
         test=parts.outputs["test"],
     )
     # The champion can change between runs: a cached verdict would compare with a stale one.
     verdict.set_caching_options(enable_caching=False)
     with dsl.If(verdict.outputs["Output"] == True, name="beats-baseline"):  # noqa: E712
         registered = register(
-            dataset_spec=dataset_spec, registry_uri=registry_uri, data_uri=data_uri,
-            start=start, end=end, model=trained.outputs["model"],
+            dataset_spec=dataset_spec,
+            registry_uri=registry_uri,
+            data_uri=data_uri,
+            start=start,
+            end=end,
+            model=trained.outputs["model"],
             feature_pipeline=features.outputs["feature_pipeline"],
-            schema=features.outputs["schema"], train=parts.outputs["train"],
+            schema=features.outputs["schema"],
+            train=parts.outputs["train"],
             evaluation=verdict.outputs["evaluation"],
         )
         # Publishing a version is a side effect: it must happen on every run, never from cache.

@@ -14,7 +14,9 @@ from flywheel_mlops.cli.common import console, failures_exit, settings
 def simulate(
     rows: Annotated[int, typer.Option(help="Trip records to write.")] = 20_000,
     days: Annotated[int, typer.Option(help="Days the records span.")] = 28,
-    seed: Annotated[int, typer.Option(help="Random seed; the same seed writes the same files.")] = 7,
+    seed: Annotated[
+        int, typer.Option(help="Random seed; the same seed writes the same files.")
+    ] = 7,
     closure_day: Annotated[
         int | None, typer.Option(help="Day a highway closes in the closure zones.")
     ] = None,
@@ -26,12 +28,19 @@ def simulate(
     out: Annotated[Path | None, typer.Option(help="Output folder. Default: <home>/data.")] = None,
 ) -> None:
     """Simulate pickup trips (dirty, as real logs are) and an hourly weather table."""
-    from flywheel_mlops.simulator import SimulationConfig, simulate as run
+    from flywheel_mlops.simulator import SimulationConfig
+    from flywheel_mlops.simulator import simulate as run
 
     with failures_exit():
-        config = SimulationConfig(rows=rows, days=days, seed=seed, closure_day=closure_day,
-                                  season_change_day=season_change_day, dirt=dirt,
-                                  format=file_format)  # type: ignore[arg-type]
+        config = SimulationConfig(
+            rows=rows,
+            days=days,
+            seed=seed,
+            closure_day=closure_day,
+            season_change_day=season_change_day,
+            dirt=dirt,
+            format=file_format,
+        )  # type: ignore[arg-type]
         result = run(config, out or settings().data)
     table = Table(title="simulated")
     table.add_column("file")

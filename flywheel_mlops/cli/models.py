@@ -11,8 +11,9 @@ from rich.table import Table
 from flywheel_mlops.cli.common import console, failures_exit, settings
 from flywheel_mlops.errors import NotFoundError
 
-app = typer.Typer(help="The model registry: versions, cards, the champion alias.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="The model registry: versions, cards, the champion alias.", no_args_is_help=True
+)
 
 Name = Annotated[str, typer.Option(help="Model name.")]
 Registry = Annotated[str, typer.Option(help="Registry URI. Default: <home>/registry.")]
@@ -39,15 +40,23 @@ def list_(name: Name = "pickup-eta", registry: Registry = "") -> None:
         meta = json.loads((folder / "bundle.json").read_text())
         metrics = json.loads((folder / "metrics.json").read_text())
         mark = "champion" if champion and champion.version == version else ""
-        table.add_row(version, meta.get("family", ""), f"{metrics['test']['mae']:.3f}",
-                      f"{metrics.get('baseline', {}).get('mae', float('nan')):.3f}",
-                      str(meta.get("created_at", "")), mark)
+        table.add_row(
+            version,
+            meta.get("family", ""),
+            f"{metrics['test']['mae']:.3f}",
+            f"{metrics.get('baseline', {}).get('mae', float('nan')):.3f}",
+            str(meta.get("created_at", "")),
+            mark,
+        )
     console.print(table)
 
 
 @app.command()
-def show(ref: Annotated[str, typer.Argument(help="Version or alias.")] = "champion",
-         name: Name = "pickup-eta", registry: Registry = "") -> None:
+def show(
+    ref: Annotated[str, typer.Argument(help="Version or alias.")] = "champion",
+    name: Name = "pickup-eta",
+    registry: Registry = "",
+) -> None:
     """Print a version's model card."""
     with failures_exit():
         folder = _registry(registry).fetch(name, ref)
@@ -55,10 +64,12 @@ def show(ref: Annotated[str, typer.Argument(help="Version or alias.")] = "champi
 
 
 @app.command()
-def promote(version: Annotated[str, typer.Argument(help="Version to make champion.")],
-            name: Name = "pickup-eta", registry: Registry = "",
-            reason: Annotated[str, typer.Option(help="Why, for the record.")] = "manual promotion",
-            ) -> None:
+def promote(
+    version: Annotated[str, typer.Argument(help="Version to make champion.")],
+    name: Name = "pickup-eta",
+    registry: Registry = "",
+    reason: Annotated[str, typer.Option(help="Why, for the record.")] = "manual promotion",
+) -> None:
     """Point the champion alias at a version (after verifying the bundle loads)."""
     with failures_exit():
         store = _registry(registry)

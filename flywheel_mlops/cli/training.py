@@ -37,10 +37,15 @@ def train(
     config = settings()
     with failures_exit():
         request = TrainingRequest(
-            spec=load_spec(dataset), data_uri=data, side_uri=side,
-            registry_uri=registry or config.registry, start=start, end=end,
+            spec=load_spec(dataset),
+            data_uri=data,
+            side_uri=side,
+            registry_uri=registry or config.registry,
+            start=start,
+            end=end,
             families=tuple(f.strip() for f in families.split(",") if f.strip()),
-            margin=margin, search_seconds=search_seconds,
+            margin=margin,
+            search_seconds=search_seconds,
         )
         outcome = run_with_progress(request, config.runs)
     print_outcome(outcome)
@@ -51,9 +56,14 @@ def run_with_progress(request: Any, runs: Path) -> Any:
     from flywheel_mlops.local_run import run_training
 
     log_path = runs / "last-run.log"
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                  TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
-                  console=console, transient=False) as progress:
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
         bar = progress.add_task("training pipeline", total=len(STEPS))
         started: list[str] = []
 
@@ -98,7 +108,9 @@ def print_outcome(outcome: Any) -> None:
 
 
 def compile_(
-    out: Annotated[Path | None, typer.Option(help="Output YAML. Default: the committed file.")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Output YAML. Default: the committed file.")
+    ] = None,
 ) -> None:
     """Compile the training pipeline to KFP IR YAML."""
     from flywheel_pipelines.training import COMPILED, compile_pipeline
@@ -119,11 +131,16 @@ def demo(
     with failures_exit():
         console.rule("1. simulate")
         data = simulate(SimulationConfig(rows=rows, days=days), config.data)
-        console.print(f"{data.trip_rows:,} trips, {data.weather_rows:,} weather hours "
-                      f"in {config.data}")
+        console.print(
+            f"{data.trip_rows:,} trips, {data.weather_rows:,} weather hours in {config.data}"
+        )
         console.rule("2. train (Kubeflow Pipelines local runner)")
-        request = TrainingRequest(spec=load_spec("ride_hailing"), data_uri=str(data.trips_path),
-                                  side_uri=str(data.weather_path), registry_uri=config.registry)
+        request = TrainingRequest(
+            spec=load_spec("ride_hailing"),
+            data_uri=str(data.trips_path),
+            side_uri=str(data.weather_path),
+            registry_uri=config.registry,
+        )
         outcome = run_with_progress(request, config.runs)
         console.rule("3. result")
         print_outcome(outcome)

@@ -103,7 +103,9 @@ def _to_number(values: pd.Series, col: ColumnReport) -> pd.Series:
     return numbers.astype(np.float64)
 
 
-def _unify_units(frame: pd.DataFrame, column: str, spec: DatasetSpec, col: ColumnReport) -> pd.Series:
+def _unify_units(
+    frame: pd.DataFrame, column: str, spec: DatasetSpec, col: ColumnReport
+) -> pd.Series:
     rule = spec.units[column]
     if rule.unit_column not in frame.columns:
         return frame[column]
@@ -111,7 +113,9 @@ def _unify_units(frame: pd.DataFrame, column: str, spec: DatasetSpec, col: Colum
     factor = units.map(rule.factors).astype(np.float64)
     col.unknown_unit = int((factor.isna() & frame[column].notna()).sum())
     col.converted_units = {
-        str(unit): int(count) for unit, count in units.value_counts().items() if unit in rule.factors
+        str(unit): int(count)
+        for unit, count in units.value_counts().items()
+        if unit in rule.factors
     }
     return frame[column] * factor
 

@@ -33,9 +33,7 @@ def slice_errors(
     result: dict[str, dict[str, dict[str, float]]] = {}
     for name, key in keys.items():
         grouped = errors.groupby(key)
-        result[name] = {
-            str(k): {"mae": float(v.mean()), "n": int(v.size)} for k, v in grouped
-        }
+        result[name] = {str(k): {"mae": float(v.mean()), "n": int(v.size)} for k, v in grouped}
     return result
 
 
@@ -54,8 +52,10 @@ def evaluate(
     """
     actual = test_frame[spec.target].to_numpy(dtype=np.float64)
     predicted = model.predict(pipeline.transform(test_frame))
-    metrics: dict[str, Any] = {"test": error_summary(actual, predicted),
-                               "slices": slice_errors(spec, test_frame, predicted)}
+    metrics: dict[str, Any] = {
+        "test": error_summary(actual, predicted),
+        "slices": slice_errors(spec, test_frame, predicted),
+    }
     if spec.baseline:
         metrics["baseline"] = error_summary(actual, baseline_prediction(spec.baseline, test_frame))
         metrics["beats_baseline"] = metrics["test"]["mae"] < metrics["baseline"]["mae"]
@@ -63,8 +63,10 @@ def evaluate(
         metrics["beats_baseline"] = True
     metrics["margin"] = margin
     if champion is not None:
-        metrics["champion"] = {"version": champion.version,
-                               **error_summary(actual, champion.predict(test_frame))}
+        metrics["champion"] = {
+            "version": champion.version,
+            **error_summary(actual, champion.predict(test_frame)),
+        }
         metrics["beats_champion"] = (
             metrics["test"]["mae"] <= (1 - margin) * metrics["champion"]["mae"]
         )

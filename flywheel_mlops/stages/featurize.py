@@ -18,8 +18,10 @@ def featurize(spec: DatasetSpec, frame: pd.DataFrame) -> tuple[FeaturePipeline, 
     """
     pipeline = FeaturePipeline.fit(spec, frame)
     integer_columns = [
-        c for c in spec.numeric
-        if c in frame.columns and np.all(np.mod(frame[c].dropna().to_numpy(), 1) == 0)
+        c
+        for c in spec.numeric
+        if c in frame.columns
+        and np.all(np.mod(frame[c].dropna().to_numpy(), 1) == 0)
         and c in spec.ranges
     ]
     schema = InputSchema.from_spec(spec, pipeline.categories, integer_columns)

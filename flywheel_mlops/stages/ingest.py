@@ -88,8 +88,9 @@ def ingest(
                 f"timestamp column {spec.timestamp!r} is missing from {data_uri}; "
                 f"found columns {list(frame.columns)}"
             )
-        stamps, report.timestamp_formats = parse_timestamps(frame[spec.timestamp],
-                                                            spec.timestamp_formats)
+        stamps, report.timestamp_formats = parse_timestamps(
+            frame[spec.timestamp], spec.timestamp_formats
+        )
         frame[spec.timestamp] = stamps
         report.timestamps_unparsed = int(stamps.isna().sum())
         keep = np.ones(len(frame), dtype=bool)
@@ -109,8 +110,11 @@ def ingest(
     return frame, report
 
 
-def _join_side(spec: DatasetSpec, frame: pd.DataFrame, side_uri: str) -> tuple[pd.DataFrame, int, int]:
-    assert spec.join is not None and spec.timestamp is not None
+def _join_side(
+    spec: DatasetSpec, frame: pd.DataFrame, side_uri: str
+) -> tuple[pd.DataFrame, int, int]:
+    assert spec.join is not None
+    assert spec.timestamp is not None
     side, _ = read_table(side_uri)
     missing = [c for c in [spec.join.key, *spec.join.columns] if c not in side.columns]
     if missing:

@@ -32,8 +32,12 @@ class Registration:
 
 
 def reference_sample(
-    spec: DatasetSpec, frame: pd.DataFrame, model: models.Regressor, pipeline: FeaturePipeline,
-    rows: int = REFERENCE_ROWS, seed: int = 0,
+    spec: DatasetSpec,
+    frame: pd.DataFrame,
+    model: models.Regressor,
+    pipeline: FeaturePipeline,
+    rows: int = REFERENCE_ROWS,
+    seed: int = 0,
 ) -> pd.DataFrame:
     """Clean inputs, target and the model's prediction for a sample of training records."""
     sample = frame.sample(n=min(rows, len(frame)), random_state=seed).reset_index(drop=True)
@@ -74,12 +78,16 @@ def register(
         if current is None:
             reason = "first version: no champion yet"
         else:
-            reason = (f"test MAE {metrics['test']['mae']:.3f} beats champion {current.version} "
-                      f"({metrics['champion']['mae']:.3f}) by at least {metrics['margin']:.0%}")
+            reason = (
+                f"test MAE {metrics['test']['mae']:.3f} beats champion {current.version} "
+                f"({metrics['champion']['mae']:.3f}) by at least {metrics['margin']:.0%}"
+            )
         registry.set_alias(spec.name, version, CHAMPION, reason)
         return Registration(version, uri, True, reason)
     champion_mae = metrics.get("champion", {}).get("mae", float("nan"))
-    reason = (f"kept champion {current.version if current else None}: test MAE "
-              f"{metrics['test']['mae']:.3f} vs {champion_mae:.3f} does not beat it by "
-              f"{metrics.get('margin', 0):.0%}")
+    reason = (
+        f"kept champion {current.version if current else None}: test MAE "
+        f"{metrics['test']['mae']:.3f} vs {champion_mae:.3f} does not beat it by "
+        f"{metrics.get('margin', 0):.0%}"
+    )
     return Registration(version, uri, False, reason)

@@ -1,4 +1,4 @@
-"""Split: time-based train / validation / test, so evaluation looks at the future, as in production."""
+"""Split: time-based train / validation / test, so evaluation looks at the future."""
 
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ from flywheel_mlops.spec import DatasetSpec
 def split(
     spec: DatasetSpec, frame: pd.DataFrame, validation: float = 0.15, test: float = 0.15
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Order by the timestamp (file order when there is none) and cut into three consecutive parts."""
+    """Order by timestamp (file order when there is none); cut into three consecutive parts."""
     if not (0 < validation < 1 and 0 < test < 1 and validation + test < 1):
-        raise ConfigError(f"validation and test fractions must be in (0, 1) and sum below 1, "
-                          f"got {validation} and {test}")
+        raise ConfigError(
+            f"validation and test fractions must be in (0, 1) and sum below 1, "
+            f"got {validation} and {test}"
+        )
     if spec.timestamp:
         frame = frame.sort_values(spec.timestamp, kind="stable").reset_index(drop=True)
     n = len(frame)

@@ -65,8 +65,9 @@ def train(
         model = models.fit(family, params, x_train, y_train, seed)
         elapsed = time.perf_counter() - start
         mae = float(np.mean(np.abs(model.predict(x_val) - y_val)))
-        fitted.append((Candidate(family, params, mae, models.latency_ms(model, x_val), elapsed),
-                       model))
+        fitted.append(
+            (Candidate(family, params, mae, models.latency_ms(model, x_val), elapsed), model)
+        )
 
     for family in families:
         attempt(family, dict(models.DEFAULT_PARAMS[family]))
@@ -82,7 +83,9 @@ def train(
     best = min(c.val_mae for c, _ in fitted)
     good = [(c, m) for c, m in fitted if c.val_mae <= best * (1 + tolerance)]
     chosen, model = min(good, key=lambda cm: (cm[0].latency_ms, cm[0].val_mae))
-    reason = (f"{chosen.family} has validation MAE {chosen.val_mae:.3f} (best {best:.3f}, "
-              f"tolerance {tolerance:.0%}) and the lowest latency among those within it "
-              f"({chosen.latency_ms:.3f} ms per row)")
+    reason = (
+        f"{chosen.family} has validation MAE {chosen.val_mae:.3f} (best {best:.3f}, "
+        f"tolerance {tolerance:.0%}) and the lowest latency among those within it "
+        f"({chosen.latency_ms:.3f} ms per row)"
+    )
     return TrainResult(model, chosen, [c for c, _ in fitted], reason)

@@ -32,38 +32,90 @@ def validate(spec: DatasetSpec, frame: pd.DataFrame, cleaning: CleanReport) -> d
     """
     checks: list[Check] = []
     for column in cleaning.missing_columns:
-        checks.append(Check("schema", column, False, "absent", "present",
-                            f"column {column!r} is missing from the batch"))
+        checks.append(
+            Check(
+                "schema",
+                column,
+                False,
+                "absent",
+                "present",
+                f"column {column!r} is missing from the batch",
+            )
+        )
     rows_in = max(cleaning.rows_in - cleaning.duplicates_dropped, 1)
     for column, col in cleaning.columns.items():
         null_rate = col.missing / rows_in
-        checks.append(Check("null_rate", column, null_rate <= spec.max_null_rate,
-                            round(null_rate, 4), spec.max_null_rate,
-                            f"{column}: {null_rate:.1%} of values missing, at most "
-                            f"{spec.max_null_rate:.0%} allowed"))
+        checks.append(
+            Check(
+                "null_rate",
+                column,
+                null_rate <= spec.max_null_rate,
+                round(null_rate, 4),
+                spec.max_null_rate,
+                f"{column}: {null_rate:.1%} of values missing, at most "
+                f"{spec.max_null_rate:.0%} allowed",
+            )
+        )
         text_rate = col.text_values / rows_in
-        checks.append(Check("type", column, text_rate <= spec.max_invalid_rate,
-                            round(text_rate, 4), spec.max_invalid_rate,
-                            f"{column}: {col.text_values} values are text in a numeric column "
-                            f"({text_rate:.1%})"))
+        checks.append(
+            Check(
+                "type",
+                column,
+                text_rate <= spec.max_invalid_rate,
+                round(text_rate, 4),
+                spec.max_invalid_rate,
+                f"{column}: {col.text_values} values are text in a numeric column "
+                f"({text_rate:.1%})",
+            )
+        )
         range_rate = (col.out_of_range + col.unknown_unit) / rows_in
         if column in spec.ranges:
             low, high = spec.ranges[column]
-            checks.append(Check("range", column, range_rate <= spec.max_invalid_rate,
-                                round(range_rate, 4), spec.max_invalid_rate,
-                                f"{column}: {range_rate:.1%} of values outside [{low:g}, {high:g}]"))
+            checks.append(
+                Check(
+                    "range",
+                    column,
+                    range_rate <= spec.max_invalid_rate,
+                    round(range_rate, 4),
+                    spec.max_invalid_rate,
+                    f"{column}: {range_rate:.1%} of values outside [{low:g}, {high:g}]",
+                )
+            )
     if spec.id_column and spec.id_column in frame.columns:
         dupes = int(frame[spec.id_column].duplicated().sum())
         rate = dupes / max(len(frame), 1)
-        checks.append(Check("duplicates", spec.id_column, rate <= spec.max_duplicate_rate,
-                            dupes, spec.max_duplicate_rate,
-                            f"{dupes} duplicate {spec.id_column} values after cleaning"))
-    checks.append(Check("row_count", None, len(frame) >= spec.min_rows, len(frame),
-                        spec.min_rows, f"{len(frame)} usable rows, at least {spec.min_rows} needed"))
+        checks.append(
+            Check(
+                "duplicates",
+                spec.id_column,
+                rate <= spec.max_duplicate_rate,
+                dupes,
+                spec.max_duplicate_rate,
+                f"{dupes} duplicate {spec.id_column} values after cleaning",
+            )
+        )
+    checks.append(
+        Check(
+            "row_count",
+            None,
+            len(frame) >= spec.min_rows,
+            len(frame),
+            spec.min_rows,
+            f"{len(frame)} usable rows, at least {spec.min_rows} needed",
+        )
+    )
     if spec.target in frame.columns and len(frame) > 1:
         spread = float(frame[spec.target].std())
-        checks.append(Check("target_varies", spec.target, spread > 0, round(spread, 4), "> 0",
-                            f"{spec.target} has standard deviation {spread:.4g}"))
+        checks.append(
+            Check(
+                "target_varies",
+                spec.target,
+                spread > 0,
+                round(spread, 4),
+                "> 0",
+                f"{spec.target} has standard deviation {spread:.4g}",
+            )
+        )
     failed = [c for c in checks if not c.passed]
     report = {
         "passed": not failed,

@@ -1,0 +1,66 @@
+# syntax=docker/dockerfile:1.7
+# The predictor image: Flywheel's KServe model server (`python -m flywheel_inference`), run as
+# the `kserve-container` of the InferenceService.
+#
+# Build from the repository root:
+#   docker buildx build -f images/predictor.Dockerfile -t flywheel-predictor:dev .
+
+# python:3.11-slim-bookworm (CPython 3.11.16), multi-arch index digest resolved 2026-09.
+# Bump tag and digest together (Dependabot's "images" ecosystem does both).
+# The same reference is written in both FROM lines (no ARG) so scanners can read it.
+
+# ---- build: resolve and build every wheel once, then install them into a venv -------------
+FROM python:3.11-slim-bookworm@sha256:a36c24f9cbdf4fd0f52d67f0823eeac19c2028c637cecc392d97f980d4fec56b AS build
+
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PYTHONDONTWRITEBYTECODE=1
+
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY flywheel_mlops/ flywheel_mlops/
+COPY components/ components/
+COPY pipelines/ pipelines/
+COPY inference/ inference/
+
+# The `s3` extra lets the predictor read its bundle straight from object storage
+# (`--model_dir=s3://...`), so no storage-initializer init container is needed.
+# No compiler in either stage: every dependency has a manylinux wheel for CPython 3.11.
+RUN python -m pip wheel --no-cache-dir --wheel-dir /wheels ".[s3]" \
+ && python -m venv /opt/venv \
+ && /opt/venv/bin/pip install --no-cache-dir --no-index --find-links /wheels \
+      "flywheel-mlops[s3]" \
+ && /opt/venv/bin/pip uninstall --yes pip
+
+# ---- runtime ------------------------------------------------------------------------------
+FROM python:3.11-slim-bookworm@sha256:a36c24f9cbdf4fd0f52d67f0823eeac19c2028c637cecc392d97f980d4fec56b AS runtime
+
+LABEL org.opencontainers.image.title="flywheel-predictor" \
+      org.opencontainers.image.description="Flywheel KServe predictor for the pickup-ETA model" \
+      org.opencontainers.image.licenses="Apache-2.0"
+
+RUN groupadd --system --gid 10001 flywheel \
+ && useradd --system --uid 10001 --gid 10001 --no-create-home \
+      --home-dir /nonexistent --shell /usr/sbin/nologin flywheel
+
+COPY --from=build /opt/venv /opt/venv
+
+# Read-only root filesystem in the pod: /tmp is an emptyDir mounted by the manifests.
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    HOME=/tmp \
+    XDG_CACHE_HOME=/tmp/.cache
+
+WORKDIR /tmp
+USER 10001:10001
+
+# KServe's HTTP (REST V1 and V2) and gRPC ports.
+EXPOSE 8080 8081
+
+# Kubernetes ignores Docker health checks; the InferenceService probes
+# /v2/health/live and /v2/models/<name>/ready.
+HEALTHCHECK NONE
+
+# KServe's own arguments follow, e.g. --model_name=pickup-eta --model_dir=s3://bucket/path
+ENTRYPOINT ["python", "-m", "flywheel_inference"]

@@ -1,0 +1,65 @@
+"""Shared fixtures: small simulated ride-hailing data and a registry with a trained champion."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from flywheel_mlops.simulator import SimulationConfig, SimulationResult, simulate
+from flywheel_mlops.spec import DatasetSpec, load_spec
+
+
+@pytest.fixture(scope="session")
+def spec() -> DatasetSpec:
+    """The built-in ride-hailing spec."""
+    return load_spec("ride_hailing")
+
+
+@pytest.fixture(scope="session")
+def raw_data(tmp_path_factory: pytest.TempPathFactory) -> SimulationResult:
+    """6,000 dirty trips over two weeks and their weather feed."""
+    return simulate(SimulationConfig(rows=6000, days=14, seed=11), tmp_path_factory.mktemp("raw"))
+
+
+@pytest.fixture(scope="session")
+def clean_frame(spec: DatasetSpec, raw_data: SimulationResult) -> pd.DataFrame:
+    """The raw data through ingest and clean."""
+    from flywheel_mlops.stages.clean import clean
+    from flywheel_mlops.stages.ingest import ingest
+
+    frame, _ = ingest(spec, str(raw_data.trips_path), str(raw_data.weather_path))
+    cleaned, _ = clean(spec, frame)
+    return cleaned
+
+
+@pytest.fixture
+def tmp_registry(tmp_path: Path) -> str:
+    """An empty registry folder."""
+    return str(tmp_path / "registry")
+
+
+@pytest.fixture(scope="session")
+def bundle_contents(spec: DatasetSpec, clean_frame: pd.DataFrame):
+    """A small XGBoost model with everything a bundle holds, built without the pipeline."""
+    from flywheel_mlops.bundle import BundleContents
+    from flywheel_mlops.stages.evaluate import evaluate
+    from flywheel_mlops.stages.featurize import featurize
+    from flywheel_mlops.stages.register import reference_sample
+    from flywheel_mlops.stages.split import split
+    from flywheel_mlops.stages.train import train
+
+    train_part, val_part, test_part = split(spec, clean_frame)
+    pipeline, schema = featurize(spec, train_part)
+    result = train(spec, pipeline, train_part, val_part, ["xgboost"])
+    metrics = evaluate(spec, result.model, pipeline, test_part)
+    reference = reference_sample(spec, train_part, result.model, pipeline, rows=500)
+    metadata = {
+        "name": spec.name,
+        "target": spec.target,
+        "inputs": schema.names,
+        "created_at": "2026-03-20T00:00:00+00:00",
+        "data_uri": "test",
+    }
+    return BundleContents(result.model, "xgboost", pipeline, schema, metrics, reference, metadata)

@@ -1,0 +1,96 @@
+"""The training pipeline through the KFP local runner: the same components as on a cluster."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from flywheel_mlops.errors import ValidationFailed
+from flywheel_mlops.local_run import TrainingRequest, run_training
+from flywheel_mlops.registry import Registry
+from flywheel_mlops.simulator import SimulationConfig, simulate
+from flywheel_mlops.spec import load_spec
+
+pytestmark = [pytest.mark.integration, pytest.mark.pipeline]
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("pipeline")
+
+
+@pytest.fixture(scope="module")
+def data(workspace):
+    return simulate(SimulationConfig(rows=5000, days=14, seed=3), workspace / "data")
+
+
+@pytest.fixture(scope="module")
+def first_run(workspace, data):
+    request = TrainingRequest(
+        load_spec("ride_hailing"),
+        str(data.trips_path),
+        str(workspace / "registry"),
+        side_uri=str(data.weather_path),
+    )
+    return run_training(request, workspace / "runs", log_path=workspace / "run.log")
+
+
+def test_first_run_registers_and_promotes_a_model_far_better_than_the_baseline(
+    first_run, workspace
+):
+    assert first_run.version == "v0001"
+    assert first_run.promoted
+    evaluation = first_run.evaluation
+    assert evaluation["test"]["mae"] <= 0.8 * evaluation["baseline"]["mae"]
+    registry = Registry(workspace / "registry")
+    assert registry.resolve("pickup-eta") == "v0001"
+    bundle = registry.load("pickup-eta")
+    reference = bundle.reference()
+    assert np.allclose(bundle.predict(reference), reference["prediction"], atol=1e-4)
+
+
+def test_the_same_model_again_is_registered_but_not_promoted(first_run, workspace, data):
+    request = TrainingRequest(
+        load_spec("ride_hailing"),
+        str(data.trips_path),
+        str(workspace / "registry"),
+        side_uri=str(data.weather_path),
+    )
+    second = run_training(request, workspace / "runs")
+    assert second.version == "v0002"
+    assert not second.promoted
+    assert second.evaluation["champion"]["version"] == "v0001"
+    assert Registry(workspace / "registry").resolve("pickup-eta") == "v0001"
+
+
+def test_a_broken_batch_stops_at_validate_and_leaves_the_registry_alone(first_run, workspace, data):
+    broken = pd.read_parquet(data.trips_path).drop(columns="congestion")
+    broken["driver_speed"] = broken["driver_speed"].where(np.arange(len(broken)) % 2 == 0)
+    broken["incidents"] = broken["incidents"].astype(object)
+    broken.loc[broken.index[::3], "incidents"] = "many"
+    path = workspace / "broken.csv"  # a CSV export is where text lands in numeric columns
+    broken.to_csv(path, index=False)
+    registry = Registry(workspace / "registry")
+    versions_before = registry.versions("pickup-eta")
+    runs_before = set((workspace / "runs").iterdir())
+    request = TrainingRequest(
+        load_spec("ride_hailing"),
+        str(path),
+        str(workspace / "registry"),
+        side_uri=str(data.weather_path),
+    )
+    with pytest.raises(ValidationFailed) as failure:
+        run_training(request, workspace / "runs")
+    failed = failure.value.report["failed"]
+    assert any("'congestion' is missing" in m for m in failed)
+    assert any(m.startswith("driver_speed: 5") for m in failed)
+    assert any(m.startswith("incidents:") and "text" in m for m in failed)
+    assert registry.versions("pickup-eta") == versions_before
+    assert registry.resolve("pickup-eta") == "v0001"
+    (failed_run,) = [p for p in set((workspace / "runs").iterdir()) - runs_before if p.is_dir()]
+    assert (failed_run / "validate").is_dir()
+    assert not (failed_run / "featurize").exists()
+    assert not (failed_run / "register").exists()

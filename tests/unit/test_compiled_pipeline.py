@@ -1,0 +1,75 @@
+"""The compiled pipeline: the committed YAML matches the code, retries and caching as intended."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+from flywheel_pipelines.training import COMPILED, compile_pipeline
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory) -> dict:
+    path = compile_pipeline(tmp_path_factory.mktemp("compiled") / "training.yaml")
+    fresh = path.read_text()
+    assert fresh == COMPILED.read_text(), (
+        "pipelines/training.yaml is stale: run `make compile` and commit the result"
+    )
+    return yaml.safe_load(fresh)
+
+
+def _tasks(compiled: dict) -> dict:
+    tasks = dict(compiled["root"]["dag"]["tasks"])
+    for component in compiled["components"].values():
+        tasks.update(component.get("dag", {}).get("tasks", {}))
+    return tasks
+
+
+def test_committed_yaml_matches_what_the_code_compiles(compiled):
+    assert compiled["pipelineInfo"]["name"] == "flywheel-training"
+
+
+def test_every_stage_is_a_task_in_order(compiled):
+    tasks = _tasks(compiled)
+    assert set(tasks) >= {
+        "ingest",
+        "clean",
+        "validate",
+        "featurize",
+        "split",
+        "train",
+        "evaluate",
+        "register",
+    }
+    assert tasks["featurize"]["dependentTasks"] == ["validate"]
+
+
+def test_reading_object_storage_retries(compiled):
+    policy = _tasks(compiled)["ingest"]["retryPolicy"]
+    assert policy["maxRetryCount"] == 3
+
+
+@pytest.mark.parametrize("task", ["evaluate", "register"])
+def test_steps_with_side_effects_never_come_from_cache(compiled, task):
+    assert _tasks(compiled)[task]["cachingOptions"] == {}
+
+
+def test_pure_steps_may_be_cached(compiled):
+    assert _tasks(compiled)["clean"]["cachingOptions"] == {"enableCache": True}
+
+
+def test_register_runs_only_when_the_model_beats_the_baseline(compiled):
+    condition = compiled["root"]["dag"]["tasks"]["condition-1"]["triggerPolicy"]["condition"]
+    assert "evaluate-Output" in condition
+    assert "true" in condition
+
+
+def test_steps_install_nothing_at_run_time(compiled):
+    for executor in compiled["deploymentSpec"]["executors"].values():
+        script = " ".join(executor["container"]["command"])
+        assert "pip install" not in script
+        assert executor["container"]["image"].startswith("ghcr.io/flywheel-mlops/")
+
+
+def test_compiled_yaml_is_committed_next_to_the_code():
+    assert Path(COMPILED).name == "training.yaml"
+    assert Path(COMPILED).exists()
