@@ -19,6 +19,8 @@ def register(
     schema: Input[Artifact],
     train: Input[Dataset],
     evaluation: Input[Artifact],
+    reason: str = "",
+    promote_alias: str = "champion",
     run_id: str = dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
 ) -> NamedTuple("Registration", [("version", str), ("uri", str), ("promoted", bool)]):  # type: ignore[valid-type]
     """Write the bundle, publish it as the next version, promote it if it beats the champion.
@@ -34,15 +36,18 @@ def register(
         schema: the input schema (JSON).
         train: training records, sampled for the drift reference.
         evaluation: evaluate's numbers, which decided promotion.
+        reason: lineage: why the run was started.
+        promote_alias: the alias to move when the candidate beats the champion.
         run_id: lineage: the pipeline run.
     Returns:
-        The version, its storage URI (KServe's storageUri) and whether it became champion.
+        The version, its storage URI (KServe's storageUri) and whether it moved the alias.
     """
     from collections import namedtuple
 
     from flywheel_mlops import steps
 
-    lineage = {"data_uri": data_uri, "window": [start or None, end or None], "run_id": run_id}
+    lineage = {"data_uri": data_uri, "window": [start or None, end or None], "run_id": run_id,
+               "reason": reason}
     done = steps.register(
         dataset_spec,
         registry_uri,
@@ -52,6 +57,7 @@ def register(
         train.path,
         evaluation.path,
         lineage,
+        promote_alias,
     )
     print(f"registered {done.version} at {done.uri}; promoted={done.promoted}: {done.reason}")
     registration = namedtuple("Registration", ["version", "uri", "promoted"])

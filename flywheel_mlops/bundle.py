@@ -144,6 +144,7 @@ def model_card(metadata: dict[str, Any], metrics: dict[str, Any]) -> str:
         f"validation {metadata.get('rows', {}).get('validation')}, "
         f"test {metadata.get('rows', {}).get('test')}",
         f"- pipeline run: {metadata.get('run_id')}",
+        f"- why it was trained: {metadata.get('reason', 'not recorded')}",
         "",
         "## Metrics (test split)",
         "| | MAE | p90 abs error |",

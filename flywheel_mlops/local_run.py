@@ -32,6 +32,8 @@ class TrainingRequest:
     search_seconds: float = 0.0
     tolerance: float = 0.02
     seed: int = 0
+    reason: str = "manual run"
+    promote_alias: str = "champion"
 
     def arguments(self) -> dict[str, Any]:
         """The pipeline's parameters as KFP takes them."""
@@ -47,6 +49,8 @@ class TrainingRequest:
             "search_seconds": self.search_seconds,
             "tolerance": self.tolerance,
             "seed": self.seed,
+            "reason": self.reason,
+            "promote_alias": self.promote_alias,
         }
 
 

@@ -37,6 +37,7 @@ class AliasRecord:
     previous: str | None
     at: str
     reason: str
+    traffic_percent: int | None = None
 
 
 class Registry:
@@ -123,9 +124,18 @@ class Registry:
             return [AliasRecord(**json.loads(line)) for line in handle if line.strip()]
 
     def set_alias(
-        self, name: str, version: str, alias: str = CHAMPION, reason: str = ""
+        self,
+        name: str,
+        version: str,
+        alias: str = CHAMPION,
+        reason: str = "",
+        traffic_percent: int | None = None,
     ) -> AliasRecord:
-        """Point an alias at a complete version in one atomic step, and record why."""
+        """Point an alias at a complete version in one atomic step, and record why.
+
+        `traffic_percent` is for the `canary` alias: the share of requests the local server
+        sends to that version (KServe's canaryTrafficPercent on a cluster).
+        """
         if version not in self.versions(name):
             raise NotFoundError(
                 f"{name} has no complete version {version!r}; versions are {self.versions(name)}"
@@ -137,6 +147,7 @@ class Registry:
             current.version if current else None,
             datetime.now(UTC).isoformat(timespec="seconds"),
             reason,
+            traffic_percent,
         )
         folder = self._path(name, "aliases")
         self.fs.makedirs(folder, exist_ok=True)
@@ -157,6 +168,19 @@ class Registry:
             lines = [json.dumps(r.__dict__) for r in [*history, record]]
             self.fs.pipe_file(f"{folder}/{alias}.history.jsonl", ("\n".join(lines) + "\n").encode())
         return record
+
+    def remove_alias(self, name: str, alias: str, reason: str = "") -> None:
+        """Delete an alias (a finished canary); the history keeps a line saying so."""
+        path = self._path(name, "aliases", f"{alias}.json")
+        current = self.alias(name, alias)
+        if current is None:
+            return
+        self.fs.rm(path)
+        note = AliasRecord(alias, "", current.version,
+                           datetime.now(UTC).isoformat(timespec="seconds"), reason or "removed")
+        history = self._path(name, "aliases", f"{alias}.history.jsonl")
+        lines = [json.dumps(r.__dict__) for r in [*self.history(name, alias), note]]
+        self.fs.pipe_file(history, ("\n".join(lines) + "\n").encode())
 
     def resolve(self, name: str, ref: str = CHAMPION) -> str:
         """Turn a version (`v0003`) or an alias (`champion`) into a version."""

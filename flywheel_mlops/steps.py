@@ -188,6 +188,7 @@ def register(
     train_path: str,
     evaluation_path: str,
     lineage: dict[str, Any],
+    promote_alias: str = "champion",
 ) -> register_stage.Registration:
     """Register step: publish the bundle, promote it when evaluate said it beats the champion."""
     spec = _spec(spec_json)
@@ -211,4 +212,5 @@ def register(
         metrics,
         reference,
         lineage,
+        promote_alias,
     )

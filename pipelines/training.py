@@ -31,6 +31,8 @@ def training_pipeline(
     search_seconds: float = 0.0,
     tolerance: float = 0.02,
     seed: int = 0,
+    reason: str = "manual run",
+    promote_alias: str = "champion",
 ) -> None:
     """Parameters:
 
@@ -44,6 +46,9 @@ def training_pipeline(
     search_seconds: hyper-parameter search budget; 0 trains defaults only.
     tolerance: validation-MAE slack within which the fastest candidate wins.
     seed: random seed.
+    reason: why this run was started (a person, or the monitor's decision); kept in lineage.
+    promote_alias: the alias moved when the model beats the champion; the retraining loop
+        uses "candidate", so a canary rollout decides about "champion".
     """
     # Reading object storage can fail for a moment; reading it again is harmless.
     ingested = ingest(
@@ -89,6 +94,8 @@ def training_pipeline(
             schema=features.outputs["schema"],
             train=parts.outputs["train"],
             evaluation=verdict.outputs["evaluation"],
+            reason=reason,
+            promote_alias=promote_alias,
         )
         # Publishing a version is a side effect: it must happen on every run, never from cache.
         registered.set_caching_options(enable_caching=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from flywheel_mlops.cli import data, models, training
+from flywheel_mlops.cli import data, models, pipeline, training
 
 app = typer.Typer(
     name="flywheel",
@@ -17,3 +17,4 @@ app.command("train")(training.train)
 app.command("compile")(training.compile_)
 app.command("demo")(training.demo)
 app.add_typer(models.app, name="models")
+app.add_typer(pipeline.app, name="pipeline")

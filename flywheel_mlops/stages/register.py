@@ -57,9 +57,13 @@ def register(
     metrics: dict[str, Any],
     reference: pd.DataFrame,
     lineage: dict[str, Any],
+    promote_alias: str = CHAMPION,
 ) -> Registration:
-    """Write the bundle, publish it as the next version, promote it if `metrics` say it beats
-    the champion (evaluate decided that with the promotion margin)."""
+    """Write the bundle, publish it as the next version, and move `promote_alias` to it if
+    `metrics` say it beats the champion (evaluate decided that with the promotion margin).
+
+    The retraining loop passes `candidate`: the champion then moves only after a canary.
+    """
     metadata = {
         "name": spec.name,
         "target": spec.target,
@@ -82,7 +86,7 @@ def register(
                 f"test MAE {metrics['test']['mae']:.3f} beats champion {current.version} "
                 f"({metrics['champion']['mae']:.3f}) by at least {metrics['margin']:.0%}"
             )
-        registry.set_alias(spec.name, version, CHAMPION, reason)
+        registry.set_alias(spec.name, version, promote_alias, reason)
         return Registration(version, uri, True, reason)
     champion_mae = metrics.get("champion", {}).get("mae", float("nan"))
     reason = (

@@ -1,0 +1,19 @@
+"""Safe rollout: gate a retrained candidate, send it a canary share of traffic, promote or roll back."""
+
+from flywheel_mlops.rollout.controller import (
+    RolloutDecision,
+    RolloutLog,
+    gate_candidate,
+    judge_canary,
+)
+from flywheel_mlops.rollout.router import KServeRouter, LocalRouter, TrafficRouter
+
+__all__ = [
+    "KServeRouter",
+    "LocalRouter",
+    "RolloutDecision",
+    "RolloutLog",
+    "TrafficRouter",
+    "gate_candidate",
+    "judge_canary",
+]
