@@ -60,5 +60,5 @@ def register(
         promote_alias,
     )
     print(f"registered {done.version} at {done.uri}; promoted={done.promoted}: {done.reason}")
-    registration = namedtuple("Registration", ["version", "uri", "promoted"])
-    return registration(done.version, done.uri, done.promoted)
+    Registration = namedtuple("Registration", ["version", "uri", "promoted"])
+    return Registration(done.version, done.uri, done.promoted)

@@ -93,7 +93,7 @@ def fit(
         )
     else:
         check_families([family])
-    return estimator.fit(features, target)  # type: ignore[no-any-return]
+    return estimator.fit(features, target)  # type: ignore[no-any-return,unused-ignore]
 
 
 def latency_ms(model: Regressor, features: np.ndarray, repeats: int = 30) -> float:
@@ -135,5 +135,5 @@ def load(path: Path) -> Regressor:
         foreign = [t for t in untrusted if not t.startswith(("sklearn.", "numpy.", "scipy."))]
         if foreign:
             raise BundleIntegrityError(f"{path.name} holds types Flywheel does not load: {foreign}")
-        return skops.io.load(path, trusted=untrusted)  # type: ignore[no-any-return]
+        return skops.io.load(path, trusted=untrusted)  # type: ignore[no-any-return,unused-ignore]
     raise BundleIntegrityError(f"{path.name} is not a model format Flywheel loads (.ubj, .skops)")

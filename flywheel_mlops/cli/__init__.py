@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from flywheel_mlops.cli import data, models, pipeline, training
+from flywheel_mlops.cli import data, models, monitoring_service, pipeline, training
 
 app = typer.Typer(
     name="flywheel",
@@ -18,3 +18,4 @@ app.command("compile")(training.compile_)
 app.command("demo")(training.demo)
 app.add_typer(models.app, name="models")
 app.add_typer(pipeline.app, name="pipeline")
+app.command("monitoring-service")(monitoring_service.monitoring_service)

@@ -39,8 +39,8 @@ def simulate(
             closure_day=closure_day,
             season_change_day=season_change_day,
             dirt=dirt,
-            format=file_format,
-        )  # type: ignore[arg-type]
+            format=file_format,  # type: ignore[arg-type]  # SimulationConfig checks the value
+        )
         result = run(config, out or settings().data)
     table = Table(title="simulated")
     table.add_column("file")

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from flywheel_mlops.cli.common import console, failures_exit, settings
 from flywheel_mlops.errors import NotFoundError
+from flywheel_mlops.registry import Registry as RegistryStore
 
 app = typer.Typer(
     help="The model registry: versions, cards, the champion alias.", no_args_is_help=True
@@ -19,8 +20,7 @@ Name = Annotated[str, typer.Option(help="Model name.")]
 Registry = Annotated[str, typer.Option(help="Registry URI. Default: <home>/registry.")]
 
 
-def _registry(uri: str):  # type: ignore[no-untyped-def]
-    from flywheel_mlops.registry import Registry as RegistryStore
+def _registry(uri: str) -> RegistryStore:
 
     return RegistryStore(uri or settings().registry)
 

@@ -41,8 +41,9 @@ def read_table(uri: str) -> tuple[pd.DataFrame, list[str]]:
             if name.endswith(".parquet"):
                 frames.append(pd.read_parquet(stream))
             elif name.endswith((".csv", ".csv.gz")):
-                compression = "gzip" if name.endswith(".gz") else None
-                frames.append(pd.read_csv(stream, compression=compression, low_memory=False))
+                gzip = name.endswith(".gz")
+                frames.append(pd.read_csv(stream, compression="gzip" if gzip else None,
+                                          low_memory=False))
             else:
                 raise ConfigError(f"{name} is neither .csv nor .parquet")
     return pd.concat(frames, ignore_index=True), [f.full_name for f in files]

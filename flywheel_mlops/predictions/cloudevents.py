@@ -1,0 +1,302 @@
+"""KServe payload-logger CloudEvents: parse them, pair request with response, turn pairs into rows.
+
+KServe's logger agent posts every request and every response to the logger URL as a CloudEvent in
+binary mode: the body is the raw inference body, the attributes are headers (`ce-specversion`,
+`ce-id`, `ce-type` `org.kubeflow.serving.inference.request|response`, `ce-source`, and the
+extensions `ce-inferenceservicename`, `ce-namespace`, `ce-component`, `ce-endpoint`). Both
+halves of one call share `ce-id`. Structured (`application/cloudevents+json`) and batched
+(`application/cloudevents-batch+json`) events are accepted too.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import orjson
+
+from flywheel_mlops.errors import InvalidInputError
+from flywheel_mlops.predictions.records import PredictionRow
+from flywheel_mlops.predictions.tables import REQUEST_ID_MAX
+
+REQUEST_TYPE = "org.kubeflow.serving.inference.request"
+RESPONSE_TYPE = "org.kubeflow.serving.inference.response"
+EVENT_TYPES = {REQUEST_TYPE: "request", RESPONSE_TYPE: "response"}
+STRUCTURED = "application/cloudevents+json"
+BATCH = "application/cloudevents-batch+json"
+EXTENSIONS = ("inferenceservicename", "namespace", "component", "endpoint")
+
+Kind = Literal["request", "response"]
+
+
+class UnsupportedEventError(InvalidInputError):
+    """An event whose body is not JSON (e.g. the V2 binary extension): it cannot be logged."""
+
+    status_code = 415
+
+
+@dataclass(frozen=True)
+class InferenceEvent:
+    """One half of an inference call as the payload logger saw it."""
+
+    id: str
+    kind: Kind
+    body: dict[str, Any]
+    source: str = ""
+    extensions: dict[str, str] = field(default_factory=dict)
+    received: float = field(default_factory=time.monotonic)
+
+    @property
+    def inference_service(self) -> str:
+        """The InferenceService name (`ce-inferenceservicename`), or ''."""
+        return self.extensions.get("inferenceservicename", "")
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """A request and its response, paired on the CloudEvent id."""
+
+    request: InferenceEvent
+    response: InferenceEvent
+
+
+def _json_object(raw: bytes, what: str) -> dict[str, Any]:
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        raise InvalidInputError(f"{what} must be JSON, got invalid JSON ({error.msg})") from error
+    if not isinstance(value, dict):
+        raise InvalidInputError(f"{what} must be a JSON object, got a JSON "
+                                f"{type(value).__name__}")
+    return value
+
+
+def _event_id(value: object, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInputError(f"{where} must be a non-empty string (the request id), "
+                                f"got {value!r}")
+    if len(value) > REQUEST_ID_MAX or not value.isprintable():
+        raise InvalidInputError(f"{where} must be at most {REQUEST_ID_MAX} printable "
+                                f"characters, got {len(value)} characters")
+    return value
+
+
+def _event_kind(value: object, where: str) -> Kind:
+    if value not in EVENT_TYPES:
+        raise InvalidInputError(f"{where} must be {REQUEST_TYPE!r} or {RESPONSE_TYPE!r}, "
+                                f"got {str(value)[:100]!r}")
+    return "request" if value == REQUEST_TYPE else "response"
+
+
+def parse_events(headers: Mapping[str, str], body: bytes) -> list[InferenceEvent]:
+    """The inference events in one HTTP delivery (binary, structured or batched mode).
+
+    `headers` must be case-insensitive or lower-case. Raises InvalidInputError naming the
+    attribute that is missing or wrong, UnsupportedEventError for a body that is not JSON.
+    """
+    content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == STRUCTURED:
+        return [_structured(_json_object(body, "a structured CloudEvent"), "event")]
+    if content_type == BATCH:
+        try:
+            batch = orjson.loads(body)
+        except orjson.JSONDecodeError as error:
+            raise InvalidInputError(f"a CloudEvents batch must be JSON, got invalid JSON "
+                                    f"({error.msg})") from error
+        if not isinstance(batch, list):
+            raise InvalidInputError(f"a CloudEvents batch must be a JSON array, got a JSON "
+                                    f"{type(batch).__name__}")
+        return [_structured(item if isinstance(item, dict) else {}, f"event {index}")
+                for index, item in enumerate(batch)]
+    if content_type and "json" not in content_type:
+        raise UnsupportedEventError(f"event body must be JSON (content-type application/json), "
+                                    f"got content-type {content_type[:100]!r}")
+    if "ce-specversion" not in headers:
+        raise InvalidInputError("header ce-specversion is missing: expected a CloudEvent in "
+                                "binary mode (ce-* headers) or content-type " + STRUCTURED)
+    kind = _event_kind(headers.get("ce-type"), "header ce-type")
+    event_id = _event_id(headers.get("ce-id"), "header ce-id")
+    return [InferenceEvent(
+        id=event_id, kind=kind, body=_json_object(body, f"the {kind} body"),
+        source=headers.get("ce-source", ""),
+        extensions={name: headers[f"ce-{name}"] for name in EXTENSIONS
+                    if f"ce-{name}" in headers})]
+
+
+def _structured(event: dict[str, Any], where: str) -> InferenceEvent:
+    kind = _event_kind(event.get("type"), f"{where} attribute type")
+    event_id = _event_id(event.get("id"), f"{where} attribute id")
+    if "data_base64" in event:
+        try:
+            data: Any = orjson.loads(base64.b64decode(str(event["data_base64"]), validate=True))
+        except (ValueError, orjson.JSONDecodeError) as error:
+            raise InvalidInputError(f"{where} attribute data_base64 must be base64 of a JSON "
+                                    f"object") from error
+    else:
+        data = event.get("data")
+    if not isinstance(data, dict):
+        raise InvalidInputError(f"{where} attribute data must be a JSON object (the {kind} "
+                                f"body), got {type(data).__name__}")
+    return InferenceEvent(id=event_id, kind=kind, body=data, source=str(event.get("source", "")),
+                          extensions={n: str(event[n]) for n in EXTENSIONS if n in event})
+
+
+def event_headers(request_id: str, kind: Kind, source: str, service: str = "") -> dict[str, str]:
+    """The binary-mode headers KServe's logger sends for one half of a call."""
+    headers = {"ce-specversion": "1.0", "ce-id": request_id, "ce-source": source,
+               "ce-type": REQUEST_TYPE if kind == "request" else RESPONSE_TYPE,
+               "content-type": "application/json"}
+    if service:
+        headers["ce-inferenceservicename"] = service
+    return headers
+
+
+class EventPairer:
+    """Holds the first half of each call until the other half arrives (either order), bounded.
+
+    Past `max_waiting` halves, or after `max_age` seconds, the oldest halves are evicted and
+    returned by `add`/`expire` so the caller can log and count them: never a silent drop.
+    """
+
+    def __init__(self, max_waiting: int = 10_000, max_age: float = 600.0):
+        """`max_waiting`: halves held at most; `max_age`: seconds a half waits at most."""
+        self.max_waiting = max_waiting
+        self.max_age = max_age
+        self._waiting: OrderedDict[str, InferenceEvent] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._waiting)
+
+    def add(self, event: InferenceEvent) -> tuple[Exchange | None, list[InferenceEvent]]:
+        """Pair `event` with its other half if it is here; returns (pair or None, evicted)."""
+        other = self._waiting.get(event.id)
+        if other is not None and other.kind != event.kind:
+            del self._waiting[event.id]
+            request, response = (event, other) if event.kind == "request" else (other, event)
+            return Exchange(request, response), self.expire()
+        # A redelivered half replaces the one held and moves to the back of the line.
+        self._waiting.pop(event.id, None)
+        self._waiting[event.id] = event
+        evicted = self.expire()
+        while len(self._waiting) > self.max_waiting:
+            evicted.append(self._waiting.popitem(last=False)[1])
+        return None, evicted
+
+    def expire(self, now: float | None = None) -> list[InferenceEvent]:
+        """Evict and return the halves older than max_age."""
+        limit = (time.monotonic() if now is None else now) - self.max_age
+        evicted = []
+        while self._waiting:
+            oldest = next(iter(self._waiting.values()))
+            if oldest.received >= limit:
+                break
+            evicted.append(self._waiting.popitem(last=False)[1])
+        return evicted
+
+
+# -- bodies -> rows ----------------------------------------------------------------------------
+
+
+def _flat(values: Any) -> list[Any]:
+    if isinstance(values, list):
+        out: list[Any] = []
+        for value in values:
+            out.extend(_flat(value))
+        return out
+    return [values]
+
+
+def request_records(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The records of a V1 (`instances` of objects) or V2 (`inputs`, one per column) request."""
+    if "instances" in body or ("inputs" in body and not _is_v2_inputs(body["inputs"])):
+        instances = body.get("instances", body.get("inputs"))
+        if not isinstance(instances, list):
+            raise InvalidInputError(f"request instances must be a list of records, got "
+                                    f"{type(instances).__name__}")
+        for index, record in enumerate(instances):
+            if not isinstance(record, dict):
+                raise InvalidInputError(f"request instance {index} must be an object of "
+                                        f"feature values, got {type(record).__name__}")
+        return instances
+    if "inputs" in body:
+        return _v2_records(body["inputs"])
+    raise InvalidInputError("request body must hold 'instances' (V1) or 'inputs' (V2), got keys "
+                            f"{sorted(body)[:10]}")
+
+
+def _is_v2_inputs(inputs: Any) -> bool:
+    return (isinstance(inputs, list) and bool(inputs)
+            and all(isinstance(i, dict) and "name" in i and "data" in i for i in inputs))
+
+
+def _v2_records(inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    columns: dict[str, list[Any]] = {}
+    rows: int | None = None
+    for tensor in inputs:
+        name, data, shape = str(tensor["name"]), _flat(tensor["data"]), tensor.get("shape")
+        n = shape[0] if isinstance(shape, list) and shape and isinstance(shape[0], int) else len(
+            data)
+        if not 0 <= n <= len(data) or (n == 0 and data):
+            raise InvalidInputError(f"V2 input {name!r} has {len(data)} values for shape {shape}")
+        if rows is not None and n != rows:
+            raise InvalidInputError(f"V2 input {name!r} has {n} rows, expected {rows} like the "
+                                    f"inputs before it")
+        rows = n
+        if n and len(data) == n:
+            columns[name] = data
+        elif n and len(data) % n == 0:
+            width = len(data) // n
+            for j in range(width):
+                columns[f"{name}_{j}"] = data[j::width]
+        else:
+            raise InvalidInputError(f"V2 input {name!r} has {len(data)} values for shape {shape}")
+    return [{name: values[i] for name, values in columns.items()} for i in range(rows or 0)]
+
+
+def response_predictions(body: dict[str, Any]) -> list[float]:
+    """The predicted numbers of a V1 (`predictions`) or V2 (output `predictions`) response."""
+    if "predictions" in body:
+        values, where = _flat(body["predictions"]), "response predictions"
+    elif isinstance(body.get("outputs"), list) and body["outputs"]:
+        outputs = [o for o in body["outputs"] if isinstance(o, dict)]
+        chosen = next((o for o in outputs if o.get("name") == "predictions"),
+                      outputs[0] if outputs else {})
+        values, where = _flat(chosen.get("data", [])), f"V2 output {chosen.get('name')!r}"
+    else:
+        raise InvalidInputError("response body must hold 'predictions' (V1) or 'outputs' (V2), "
+                                f"got keys {sorted(body)[:10]}")
+    numbers = []
+    for index, value in enumerate(values):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(
+                value):
+            raise InvalidInputError(f"{where} must be finite numbers, got {str(value)[:40]!r} "
+                                    f"at position {index}")
+        numbers.append(float(value))
+    return numbers
+
+
+def exchange_rows(exchange: Exchange, default_model_name: str) -> list[PredictionRow]:
+    """One PredictionRow per record of a paired call.
+
+    The stored request id is the one the client saw in the response (`request_id` in V1, `id`
+    in V2), falling back to the CloudEvent id; feedback joins on it.
+    """
+    request, response = exchange.request.body, exchange.response.body
+    records = request_records(request)
+    predicted = response_predictions(response)
+    if len(records) != len(predicted):
+        raise InvalidInputError(f"request {exchange.request.id!r} has {len(records)} records but "
+                                f"its response has {len(predicted)} predictions")
+    request_id = _event_id(response.get("request_id") or response.get("id") or request.get("id")
+                           or exchange.request.id, "the response's request id")
+    model_name = str(response.get("model_name") or exchange.request.inference_service
+                     or default_model_name)
+    model_version = str(response.get("model_version") or "unknown")
+    return [PredictionRow(request_id=request_id, row=index, model_name=model_name,
+                          model_version=model_version, features=record, prediction=prediction)
+            for index, (record, prediction) in enumerate(zip(records, predicted, strict=True))]

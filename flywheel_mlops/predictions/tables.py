@@ -1,0 +1,46 @@
+"""The prediction log's two tables (SQLAlchemy Core): the same schema on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+)
+
+REQUEST_ID_MAX = 256
+
+metadata = MetaData()
+
+# JSON, not JSONB: PostgreSQL's json keeps the record exactly as sent (and accepts \u0000).
+predictions = Table(
+    "predictions",
+    metadata,
+    Column("request_id", String(REQUEST_ID_MAX), nullable=False),
+    Column("row", Integer, nullable=False),
+    Column("model_name", String(256), nullable=False),
+    Column("model_version", String(256), nullable=False),
+    Column("logged_at", DateTime(timezone=True), nullable=False),
+    Column("features", JSON, nullable=False),
+    Column("prediction", Float, nullable=False),
+    PrimaryKeyConstraint("request_id", "row", name="predictions_pk"),
+    Index("predictions_logged_at", "logged_at"),
+    Index("predictions_model_logged_at", "model_name", "logged_at"),
+)
+
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("request_id", String(REQUEST_ID_MAX), nullable=False),
+    Column("row", Integer, nullable=False, default=0),
+    Column("actual", Float, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("request_id", "row", name="feedback_pk"),
+)

@@ -1,0 +1,99 @@
+"""The monitoring service with PostgreSQL down: buffered and retried, or 503 and resent."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import orjson
+import pytest
+
+from flywheel_mlops.predictions import PredictionStore
+from flywheel_mlops.predictions.cloudevents import event_headers
+from tests.integration.pg_fixtures import (  # noqa: F401 (fixtures used by name)
+    ServiceFactory,
+    own_postgres,
+    postgres_bin,
+    start_service,
+)
+from tests.postgres import PostgresServer
+
+pytestmark = [pytest.mark.integration, pytest.mark.postgres]
+
+
+def send_call(client: httpx.Client, i: int) -> list[int]:
+    """One predicted call of two records (request and response events) and feedback for row 0."""
+    statuses = []
+    for kind, body in (("request", {"instances": [{"x": i, "zone": "Z01"}, {"x": -i}]}),
+                       ("response", {"predictions": [float(i), 1.0], "model_version": "v0001",
+                                     "request_id": f"call-{i}"})):
+        statuses.append(client.post("/v1/events", content=orjson.dumps(body),
+                                    headers=event_headers(f"ce-{i}", kind, "test")).status_code)  # type: ignore[arg-type]
+    statuses.append(client.post("/v1/feedback", json={"request_id": f"call-{i}",
+                                                      "actual": i + 0.5}).status_code)
+    return statuses
+
+
+def wait_until_flushed(client: httpx.Client, timeout: float = 30.0) -> None:
+    """Wait until the service holds no buffered rows."""
+    deadline = time.monotonic() + timeout
+    while client.get("/healthz").json()["buffered_rows"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert client.get("/healthz").json()["buffered_rows"] == 0
+
+
+def test_writes_while_the_database_is_down_are_buffered_and_all_arrive(
+        own_postgres: PostgresServer, start_service: ServiceFactory) -> None:  # noqa: F811
+    url = own_postgres.url("flywheel")
+    service = start_service(database_url=url, retry_max_wait=0.3)
+    with httpx.Client(base_url=service.url, timeout=10) as client:
+        before = [send_call(client, i) for i in range(20)]
+        own_postgres.stop()
+        during = [send_call(client, i) for i in range(20, 60)]
+        assert client.get("/readyz").status_code == 503
+        assert client.get("/healthz").json()["buffered_rows"] == 40 * 3
+        own_postgres.start()
+        wait_until_flushed(client)
+        after = [send_call(client, i) for i in range(60, 80)]
+        metrics = client.get("/metrics").text
+    assert {tuple(s) for s in before + after} == {(202, 202, 200)}
+    assert {tuple(s) for s in during} == {(202, 202, 202)}
+    assert 'flywheel_feedback_items_total{outcome="buffered"} 40.0' in metrics
+    store = PredictionStore(url)
+    assert store.counts() == {"predictions": 160, "feedback": 80, "pending": 0}
+    assert store.labelled_count() == 80
+    store.close()
+
+
+def test_a_full_buffer_answers_503_and_every_resent_item_arrives(
+        own_postgres: PostgresServer, start_service: ServiceFactory) -> None:  # noqa: F811
+    url = own_postgres.url("flywheel")
+    service = start_service(database_url=url, buffer_max_rows=10, retry_after_seconds=1,
+                            retry_max_wait=0.3)
+    with httpx.Client(base_url=service.url, timeout=10) as client:
+        assert client.get("/readyz").status_code == 200
+        own_postgres.stop()
+        refused = []
+        for i in range(30):
+            answer = client.post("/v1/feedback", json={"request_id": f"f{i}", "actual": 1.0})
+            if answer.status_code == 503:
+                assert answer.headers["retry-after"] == "1"
+                assert "retry later" in answer.json()["detail"]
+                refused.append(i)
+            else:
+                assert answer.status_code == 202
+        assert len(refused) == 20
+        own_postgres.start()
+        deadline = time.monotonic() + 30
+        while refused and time.monotonic() < deadline:  # the sender's retry loop
+            answer = client.post("/v1/feedback", json={"request_id": f"f{refused[0]}",
+                                                       "actual": 1.0})
+            if answer.status_code == 503:
+                time.sleep(float(answer.headers["retry-after"]) / 10)
+            else:
+                refused.pop(0)
+        assert refused == []
+        wait_until_flushed(client)
+    store = PredictionStore(url)
+    assert store.counts()["feedback"] == 30
+    store.close()
