@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from flywheel_mlops.cli import data, models, monitoring_service, pipeline, training
+from flywheel_mlops.cli.monitor import monitor
 
 app = typer.Typer(
     name="flywheel",
@@ -19,3 +20,4 @@ app.command("demo")(training.demo)
 app.add_typer(models.app, name="models")
 app.add_typer(pipeline.app, name="pipeline")
 app.command("monitoring-service")(monitoring_service.monitoring_service)
+app.command("monitor")(monitor)

@@ -1,0 +1,133 @@
+"""`flywheel monitor`: judge a window of traffic against the champion and decide on a retrain."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from flywheel_mlops.cli.common import console, failures_exit, settings
+
+#: Exit code of a run whose decision is `error` (a CronJob then shows the run as failed).
+EXIT_ERROR = 1
+
+
+def monitor(
+    registry: Annotated[str, typer.Option(help="Registry URI. Default: <home>/registry.")] = "",
+    name: Annotated[str, typer.Option(help="Model name. Default: FLYWHEEL_MODEL_NAME.")] = "",
+    ref: Annotated[str, typer.Option(help="Alias or version monitored.")] = "champion",
+    window: Annotated[
+        Path | None, typer.Option(help="Window as a Parquet file (prediction-log columns).")
+    ] = None,
+    database_url: Annotated[
+        str, typer.Option(help="Prediction log URL, used when --window is not given.")
+    ] = "",
+    since: Annotated[
+        str, typer.Option(help="Window start (ISO 8601, UTC). Default: --hours before --now.")
+    ] = "",
+    hours: Annotated[float, typer.Option(help="Window length in hours.", min=0.01)] = 24.0,
+    now: Annotated[str, typer.Option(help="Time of this run (ISO 8601). Default: now.")] = "",
+    out: Annotated[
+        Path | None, typer.Option(help="Output folder. Default: <home>/monitor/<model>.")
+    ] = None,
+    state: Annotated[
+        Path | None, typer.Option(help="Policy state file. Default: <out>/policy-state.json.")
+    ] = None,
+    cache_dir: Annotated[
+        Path | None, typer.Option(help="Reference statistics cache. Default: <home>/monitor/cache.")
+    ] = None,
+    debounce: Annotated[
+        int, typer.Option(help="Bad windows in a row before a retrain.", min=1)
+    ] = 2,
+    cooldown_hours: Annotated[float, typer.Option(help="Hours after a retrain.", min=0)] = 6.0,
+    daily_cap: Annotated[int, typer.Option(help="Retrains per UTC day at most.", min=0)] = 2,
+    min_labelled_rows: Annotated[
+        int, typer.Option(help="Labelled rows needed to judge live error.", min=1)
+    ] = 200,
+) -> None:
+    """Measure drift (Evidently) and live error on a window; write decision.json, report.html
+    and monitor.prom; exit 0 for ok / drift / degraded / insufficient_data, 1 for error."""
+    from flywheel_mlops.monitoring import RetrainPolicy, Thresholds, run_monitor
+    from flywheel_mlops.registry import Registry
+
+    config = settings()
+    model = name or config.model_name
+    at = _parse_time(now, "--now") if now else datetime.now(UTC)
+    start = _parse_time(since, "--since") if since else at - timedelta(hours=hours)
+    end = start + timedelta(hours=hours)
+    folder = out or config.home / "monitor" / model
+    policy = RetrainPolicy(
+        state or folder / "policy-state.json",
+        Thresholds(min_labelled_rows=min_labelled_rows),
+        debounce=debounce,
+        cooldown=timedelta(hours=cooldown_hours),
+        daily_cap=daily_cap,
+    )
+    with failures_exit():
+        bundle = Registry(registry or config.registry).load(model, ref)
+    source = (
+        window
+        if window is not None
+        else _database_window(database_url or config.database, start, end, model)
+    )
+    result = run_monitor(
+        bundle, source, policy, folder, at, cache_dir=cache_dir or config.home / "monitor" / "cache"
+    )
+    _print_summary(result.decision.to_dict())
+    if result.verdict == "error":
+        raise typer.Exit(EXIT_ERROR)
+
+
+def _database_window(url: str, start: datetime, end: datetime, model: str):  # type: ignore[no-untyped-def]
+    """A loader for the prediction log's window, called inside the run so failures are recorded."""
+
+    def load():  # type: ignore[no-untyped-def]
+        from flywheel_mlops.predictions import PredictionStore
+
+        return PredictionStore(url).window(start, end, model_name=model)
+
+    load.description = f"prediction log [{start.isoformat()}, {end.isoformat()})"  # type: ignore[attr-defined]
+    return load
+
+
+def _parse_time(text: str, option: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{option} must be an ISO 8601 time, got {text!r}") from exc
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _print_summary(decision: dict) -> None:  # type: ignore[type-arg]
+    colors = {"ok": "green", "drift": "yellow", "degraded": "red", "error": "magenta"}
+    verdict = decision["verdict"]
+    table = Table(
+        title=f"monitor: {decision['model'].get('name')} {decision['model'].get('version')}"
+    )
+    table.add_column("measure")
+    table.add_column("value")
+    window = decision["window"]
+    table.add_row("verdict", f"[{colors.get(verdict, 'white')}]{verdict}[/]")
+    table.add_row("retrain", "yes" if decision["retrain"] else "no")
+    table.add_row("rows / labelled", f"{window.get('rows')} / {window.get('labelled_rows')}")
+    drift = decision.get("drift")
+    if drift:
+        table.add_row(
+            "drifted features",
+            f"{len(drift['drifted_features'])}/{len(drift['features'])} "
+            f"({', '.join(drift['drifted_features']) or 'none'})",
+        )
+        prediction = drift["prediction"]
+        table.add_row("prediction drift", f"{prediction['score']:.3f} ({prediction['method']})")
+    live = decision.get("live_error")
+    if live and live.get("mae") is not None:
+        table.add_row("live MAE / test MAE", f"{live['mae']:.3f} / {live['test_mae']:.3f}")
+        table.add_row("degraded slices", ", ".join(live["degraded_slices"]) or "none")
+    table.add_row("decision", decision["outputs"].get("decision", ""))
+    table.add_row("report", decision["outputs"].get("report_html", ""))
+    console.print(table)
+    for sentence in decision["why"]:
+        console.print(f"- {sentence}")

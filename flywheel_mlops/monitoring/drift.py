@@ -1,0 +1,166 @@
+"""Data and prediction drift: Evidently on the reference vs a bounded sample of the window."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from flywheel_mlops.monitoring.reference_stats import PREDICTION, ReferenceStats
+
+_PSI_FLOOR = 1e-4
+
+
+@dataclass(frozen=True)
+class ColumnDrift:
+    """Evidently's measurement of one column, and the full-window histogram check beside it."""
+
+    column: str
+    kind: str
+    method: str
+    score: float
+    threshold: float
+    drifted: bool
+    window_psi: float | None
+    """PSI of the whole window on the reference's quantile bins (context, not the verdict)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """As the decision JSON records it."""
+        return asdict(self)
+
+
+@dataclass
+class DriftResult:
+    """Drift per feature, prediction drift, and the Evidently snapshot behind them."""
+
+    features: dict[str, ColumnDrift]
+    prediction: ColumnDrift
+    sampled_rows: int
+    snapshot: Any
+
+    @property
+    def drifted_features(self) -> list[str]:
+        """Names of the features Evidently found drifted."""
+        return [name for name, drift in self.features.items() if drift.drifted]
+
+    @property
+    def share(self) -> float:
+        """Share of drifted features."""
+        return len(self.drifted_features) / len(self.features) if self.features else 0.0
+
+
+def evidently_report(stats: ReferenceStats, drift_share: float, with_tests: bool = True) -> Any:
+    """The Evidently report the monitor runs: `DataDriftPreset` over the features with each
+    column's method pinned to Evidently's own default for the reference, plus prediction drift."""
+    from evidently import Report
+    from evidently.metrics import ValueDrift
+    from evidently.presets import DataDriftPreset
+
+    methods = {name: stats.columns[name].method for name in stats.features}
+    metrics: list[Any] = [
+        DataDriftPreset(columns=stats.features, per_column_method=methods, drift_share=drift_share),
+        ValueDrift(column=PREDICTION, method=stats.columns[PREDICTION].method),
+    ]
+    return Report(metrics, include_tests=with_tests)
+
+
+def data_definition(stats: ReferenceStats) -> Any:
+    """Evidently's column roles, from the bundle schema rather than dtype guessing."""
+    from evidently import DataDefinition
+
+    numeric = [n for n, c in stats.columns.items() if c.kind == "numeric"]
+    categorical = [n for n, c in stats.columns.items() if c.kind == "categorical"]
+    return DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
+
+
+def measure_drift(
+    reference: pd.DataFrame,
+    sample: pd.DataFrame,
+    stats: ReferenceStats,
+    histograms: dict[str, dict[str, int]],
+    drift_share: float,
+) -> DriftResult:
+    """Run Evidently on the reference vs the window sample; read its scores and verdicts back."""
+    from evidently import Dataset
+
+    columns = [*stats.features, PREDICTION]
+    definition = data_definition(stats)
+    with warnings.catch_warnings():
+        # Evidently's correlation widgets divide by a zero std on constant columns; harmless.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        snapshot = evidently_report(stats, drift_share).run(
+            Dataset.from_pandas(_typed(sample[columns], stats), data_definition=definition),
+            Dataset.from_pandas(_typed(reference[columns], stats), data_definition=definition),
+        )
+    read = read_snapshot(snapshot.dict())
+    found = {}
+    for name in columns:
+        if name not in read:
+            raise RuntimeError(f"Evidently returned no drift for column {name}; got {sorted(read)}")
+        method, score, threshold, drifted = read[name]
+        found[name] = ColumnDrift(
+            column=name,
+            kind=stats.columns[name].kind,
+            method=method,
+            score=score,
+            threshold=threshold,
+            drifted=drifted,
+            window_psi=histogram_psi(stats, name, histograms.get(name, {})),
+        )
+    prediction = found.pop(PREDICTION)
+    return DriftResult(found, prediction, len(sample), snapshot)
+
+
+def read_snapshot(snapshot: dict[str, Any]) -> dict[str, tuple[str, float, float, bool]]:
+    """Per column: (method, score, threshold, drifted), from ValueDrift and its Evidently test."""
+    scores: dict[str, tuple[str, float, float]] = {}
+    for metric in snapshot["metrics"]:
+        config = metric["config"]
+        if config.get("type") == "evidently:metric_v2:ValueDrift":
+            scores[config["column"]] = (
+                str(config["method"]),
+                float(metric["value"]),
+                float(config["threshold"]),
+            )
+    verdicts: dict[str, bool] = {}
+    for test in snapshot.get("tests", []):
+        params = test.get("metric_config", {}).get("params", {})
+        if params.get("type") == "evidently:metric_v2:ValueDrift":
+            verdicts[params["column"]] = test["status"] == "FAIL"
+    missing = sorted(set(scores) - set(verdicts))
+    if missing:
+        raise RuntimeError(f"Evidently returned no drift test for columns {missing}")
+    return {name: (*scores[name], verdicts[name]) for name in scores}
+
+
+def histogram_psi(stats: ReferenceStats, name: str, counts: dict[str, int]) -> float | None:
+    """Population stability index of the window's histogram against the reference's."""
+    column = stats.columns[name]
+    if column.kind == "numeric":
+        keys = [str(i) for i in range(len(column.counts))]
+        expected = np.asarray(column.counts, dtype=np.float64)
+    else:
+        keys = sorted(set(column.categories) | set(counts))
+        reference = dict(zip(column.categories, column.counts, strict=True))
+        expected = np.asarray([reference.get(k, 0) for k in keys], dtype=np.float64)
+    actual = np.asarray([counts.get(k, 0) for k in keys], dtype=np.float64)
+    if actual.sum() == 0 or expected.sum() == 0:
+        return None
+    p = np.clip(expected / expected.sum(), _PSI_FLOOR, None)
+    q = np.clip(actual / actual.sum(), _PSI_FLOOR, None)
+    return float(np.sum((q - p) * np.log(q / p)))
+
+
+def _typed(frame: pd.DataFrame, stats: ReferenceStats) -> pd.DataFrame:
+    # Categories as strings and numbers as floats on both sides: Evidently compares values, and
+    # a category logged as "Z05" must meet the reference's "Z05" whatever dtype carried it.
+    out = {}
+    for name in frame.columns:
+        if stats.columns[name].kind == "categorical":
+            out[name] = frame[name].astype("string").astype(object)
+        else:
+            out[name] = pd.to_numeric(frame[name], errors="coerce").astype(np.float64)
+    return pd.DataFrame(out)

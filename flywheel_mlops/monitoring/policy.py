@@ -1,0 +1,159 @@
+"""The retraining policy: debounce, cooldown and a daily cap over the decision history."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from flywheel_mlops.monitoring.decision import Decision
+from flywheel_mlops.monitoring.thresholds import Thresholds
+
+BAD = ("drift", "degraded")
+HISTORY_KEPT = 50
+
+
+@dataclass(frozen=True)
+class TriggerDecision:
+    """Whether to retrain now, and the sentence that says why (or why not)."""
+
+    trigger: bool
+    why: str
+
+
+@dataclass
+class PolicyState:
+    """What the policy remembers between runs (a small JSON file)."""
+
+    consecutive_bad: int = 0
+    triggers: list[str] = field(default_factory=list)
+    """ISO times of past triggers, newest last."""
+    history: list[dict[str, Any]] = field(default_factory=list)
+    """The last decisions seen: time, model version, verdict, trigger."""
+
+
+class RetrainPolicy:
+    """Turns decisions into retrain triggers, remembering past windows in `state_path`.
+
+    Rules, in order: a failed run, too little data or a good window never triggers (a good
+    window resets the streak; a failed or empty one leaves it as it was); a bad window
+    (`drift`/`degraded`) triggers once `debounce` bad windows came in a row, unless the last
+    trigger is younger than `cooldown` or `daily_cap` triggers already happened that UTC day.
+    """
+
+    def __init__(
+        self,
+        state_path: Path,
+        thresholds: Thresholds | None = None,
+        debounce: int = 2,
+        cooldown: timedelta = timedelta(hours=6),
+        daily_cap: int = 2,
+    ):
+        if debounce < 1:
+            raise ValueError(f"debounce must be >= 1, got {debounce}")
+        if daily_cap < 0:
+            raise ValueError(f"daily_cap must be >= 0, got {daily_cap}")
+        if cooldown < timedelta(0):
+            raise ValueError(f"cooldown must be >= 0, got {cooldown}")
+        self.state_path = Path(state_path)
+        self.thresholds = thresholds or Thresholds()
+        self.debounce = debounce
+        self.cooldown = cooldown
+        self.daily_cap = daily_cap
+
+    def settings(self) -> dict[str, Any]:
+        """The policy's own settings, as the decision records them."""
+        return {
+            "debounce": self.debounce,
+            "cooldown_hours": self.cooldown.total_seconds() / 3600,
+            "daily_cap": self.daily_cap,
+        }
+
+    def load_state(self) -> PolicyState:
+        """The remembered state; a missing file is a fresh start."""
+        if not self.state_path.is_file():
+            return PolicyState()
+        try:
+            return PolicyState(**json.loads(self.state_path.read_text()))
+        except (ValueError, TypeError) as exc:
+            raise ValueError(
+                f"policy state {self.state_path} must be a JSON object with consecutive_bad, "
+                f"triggers and history; could not read it: {exc}"
+            ) from exc
+
+    def decide(self, decision: Decision | Mapping[str, Any], now: datetime) -> TriggerDecision:
+        """Record a decision in the state file and say whether it triggers a retrain."""
+        verdict, version = _verdict_and_version(decision)
+        state = self.load_state()
+        result = self._apply(state, verdict, now)
+        state.history.append(
+            {
+                "at": now.isoformat(),
+                "model_version": version,
+                "verdict": verdict,
+                "trigger": result.trigger,
+                "consecutive_bad": state.consecutive_bad,
+            }
+        )
+        state.history = state.history[-HISTORY_KEPT:]
+        self._save(state)
+        return result
+
+    def _apply(self, state: PolicyState, verdict: str, now: datetime) -> TriggerDecision:
+        if verdict == "error":
+            return TriggerDecision(False, "The monitor run failed, so nothing triggers.")
+        if verdict == "insufficient_data":
+            return TriggerDecision(False, "The window had too little data, so nothing triggers.")
+        if verdict not in BAD:
+            state.consecutive_bad = 0
+            return TriggerDecision(False, f"The window is {verdict}: no retrain needed.")
+        state.consecutive_bad += 1
+        if state.consecutive_bad < self.debounce:
+            return TriggerDecision(
+                False,
+                f"{state.consecutive_bad} bad window(s) in a row; a retrain needs "
+                f"{self.debounce} (debounce).",
+            )
+        if state.triggers:
+            last = datetime.fromisoformat(state.triggers[-1])
+            if now - last < self.cooldown:
+                return TriggerDecision(
+                    False,
+                    f"{state.consecutive_bad} bad windows in a row, but the last retrain was at "
+                    f"{last.isoformat()}; cooldown lasts until "
+                    f"{(last + self.cooldown).isoformat()}.",
+                )
+        today = [t for t in state.triggers if datetime.fromisoformat(t).date() == now.date()]
+        if len(today) >= self.daily_cap:
+            return TriggerDecision(
+                False,
+                f"{state.consecutive_bad} bad windows in a row, but {len(today)} retrain(s) "
+                f"already ran on {now.date().isoformat()} (daily cap {self.daily_cap}).",
+            )
+        state.triggers = [*state.triggers, now.isoformat()][-HISTORY_KEPT:]
+        streak, state.consecutive_bad = state.consecutive_bad, 0
+        return TriggerDecision(
+            True, f"Retrain: {streak} bad windows in a row ({verdict}), outside cooldown and cap."
+        )
+
+    def _save(self, state: PolicyState) -> None:
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        handle, tmp = tempfile.mkstemp(
+            dir=self.state_path.parent, prefix=f".{self.state_path.name}.", suffix=".tmp"
+        )
+        with os.fdopen(handle, "w") as out:
+            json.dump(asdict(state), out, indent=2)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, self.state_path)  # a killed run leaves the old state or the new one
+
+
+def _verdict_and_version(decision: Decision | Mapping[str, Any]) -> tuple[str, str | None]:
+    if isinstance(decision, Decision):
+        return decision.verdict, decision.model.get("version")
+    return str(decision["verdict"]), decision.get("model", {}).get("version")
