@@ -16,6 +16,7 @@ from flywheel_mlops.spec import DatasetSpec
 
 Kind = Literal["number", "integer", "string", "timestamp"]
 _MAX_REPORTED = 5
+_LARGEST_FLOAT = int(np.finfo(np.float64).max)
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,10 @@ def _check_numbers(spec: FieldSpec, values: Any, problems: list[str]) -> np.ndar
         for index, value in enumerate(values):
             if isinstance(value, bool) or not isinstance(value, int | float):
                 _note(problems, spec, value, index)
+                return np.zeros(0)
+            if isinstance(value, int) and abs(value) > _LARGEST_FLOAT:
+                # A JSON integer beyond float range would make np.asarray raise OverflowError.
+                _note(problems, spec, math.inf if value > 0 else -math.inf, index)
                 return np.zeros(0)
         array = np.asarray(values, dtype=np.float64)
     array = array.astype(np.float64, copy=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from flywheel_mlops.cli import data, models, monitoring_service, pipeline, training
+from flywheel_mlops.cli import data, models, monitoring_service, pipeline, serving, training
 from flywheel_mlops.cli.monitor import monitor
 
 app = typer.Typer(
@@ -19,5 +19,7 @@ app.command("compile")(training.compile_)
 app.command("demo")(training.demo)
 app.add_typer(models.app, name="models")
 app.add_typer(pipeline.app, name="pipeline")
+app.command("serve")(serving.serve)
+app.command("predict")(serving.predict)
 app.command("monitoring-service")(monitoring_service.monitoring_service)
 app.command("monitor")(monitor)

@@ -1,0 +1,110 @@
+"""`flywheel serve` and `flywheel predict`: the KServe predictor on the champion, and a client."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from flywheel_mlops.cli.common import console, failures_exit, settings
+
+Name = Annotated[str, typer.Option(help="Model name (the endpoint path).")]
+
+
+def server_command(
+    registry: str,
+    name: str,
+    alias: str,
+    host: str,
+    port: int,
+    watch_interval: float,
+    max_batch: int,
+) -> list[str]:
+    """The predictor's command line for a local server on a registry alias."""
+    return [
+        sys.executable,
+        "-m",
+        "flywheel_inference",
+        "--model_name",
+        name,
+        "--registry_uri",
+        registry,
+        "--alias",
+        alias,
+        "--watch_interval",
+        str(watch_interval),
+        "--host",
+        host,
+        "--http_port",
+        str(port),
+        "--max_batch",
+        str(max_batch),
+    ]
+
+
+def serve(
+    host: Annotated[
+        str, typer.Option(help="Interface to listen on (0.0.0.0: every one).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="HTTP port (V1 and V2 REST).")] = 8080,
+    registry: Annotated[str, typer.Option(help="Registry URI. Default: <home>/registry.")] = "",
+    name: Name = "pickup-eta",
+    alias: Annotated[str, typer.Option(help="Registry alias to serve and follow.")] = "champion",
+    watch_interval: Annotated[
+        float, typer.Option(help="Seconds between checks of the alias; 0: never swap.")
+    ] = 1.0,
+    max_batch: Annotated[int, typer.Option(help="Most records in one request.")] = 10_000,
+) -> None:
+    """Serve the champion with KServe's model server; swap to each new champion as it is promoted.
+
+    The process becomes `python -m flywheel_inference` (the image's entry point), so signals
+    and exit codes are the server's own.
+    """
+    from flywheel_mlops.registry import Registry
+
+    uri = registry or settings().registry
+    with failures_exit():
+        version = Registry(uri).resolve(name, alias)
+    console.print(
+        f"serving {name}@{alias} ({version}) on http://{host}:{port} "
+        f"- V1 /v1/models/{name}:predict, V2 /v2/models/{name}/infer"
+    )
+    command = server_command(uri, name, alias, host, port, watch_interval, max_batch)
+    sys.stdout.flush()
+    os.execv(command[0], command)
+
+
+def predict(
+    file: Annotated[
+        Path | None, typer.Argument(help="Records: .json, .jsonl, .csv or .parquet.")
+    ] = None,
+    record: Annotated[
+        list[str] | None,
+        typer.Option("--record", "-r", help="One field of a single record, as key=value."),
+    ] = None,
+    url: Annotated[str, typer.Option(help="Predictor base URL.")] = "http://127.0.0.1:8080",
+    name: Name = "pickup-eta",
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the answer.")] = 30.0,
+) -> None:
+    """Send records to the predictor (V1) and print the predicted minutes."""
+    from flywheel_mlops.errors import InvalidInputError
+    from flywheel_mlops.serving.client import PredictionClient
+    from flywheel_mlops.serving.records import parse_pairs, read_records
+
+    with failures_exit():
+        if file is None and not record:
+            raise InvalidInputError("give a records file or --record key=value ...")
+        records = read_records(file) if file is not None else [parse_pairs(record or [])]
+        with PredictionClient(url, name, token=settings().api_token, timeout=timeout) as client:
+            answer = client.predict(records)
+    table = Table(title=f"{name} {answer.model_version} - request {answer.request_id}")
+    shown = [c for c in ("request_time", "zone", "distance_km") if records and c in records[0]]
+    for column in ("#", *shown, "minutes"):
+        table.add_column(column, justify="right" if column in ("#", "minutes") else "left")
+    for index, (values, minutes) in enumerate(zip(records, answer.minutes, strict=True)):
+        table.add_row(str(index), *(str(values.get(c, "")) for c in shown), f"{minutes:.2f}")
+    console.print(table)

@@ -1,0 +1,62 @@
+"""The entry point's decisions: which bundle source, whether gRPC may run, what is refused."""
+
+from __future__ import annotations
+
+import pytest
+from flywheel_inference.server import KSERVE_MODEL_DIR, build_parser, plan
+
+from flywheel_mlops.serving.bundle_source import ModelDirSource, RegistrySource
+from flywheel_mlops.settings import Settings
+
+
+@pytest.fixture(autouse=True)
+def no_flywheel_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Defaults come from FLYWHEEL_* variables; these tests want the built-in ones."""
+    for name in ("FLYWHEEL_REGISTRY_URI", "FLYWHEEL_MODEL_NAME", "FLYWHEEL_API_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def parse(*argv: str):  # type: ignore[no-untyped-def]
+    return build_parser(Settings(_env_file=None)).parse_args(list(argv))
+
+
+def test_without_arguments_it_serves_kserves_model_mount_with_grpc() -> None:
+    decided = plan(parse())
+    assert decided.source == ModelDirSource(KSERVE_MODEL_DIR, 1)
+    assert decided.enable_grpc is True
+
+
+def test_a_registry_serves_the_alias_of_the_named_model() -> None:
+    decided = plan(
+        parse("--registry_uri", "reg", "--model_name", "eta", "--alias", "canary", "--nthread", "2")
+    )
+    assert isinstance(decided.source, RegistrySource)
+    assert (decided.source.name, decided.source.alias, decided.source.threads) == (
+        "eta",
+        "canary",
+        2,
+    )
+
+
+def test_a_loopback_host_turns_grpc_off_and_says_why() -> None:
+    decided = plan(parse("--host", "127.0.0.1"))
+    assert decided.enable_grpc is False
+    assert "every interface" in decided.grpc_note
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("--model_dir", "d", "--registry_uri", "r"),
+        ("--workers", "2"),
+    ],
+    ids=["two sources", "workers"],
+)
+def test_contradictory_arguments_stop_the_server(argv: tuple[str, ...]) -> None:
+    with pytest.raises(SystemExit):
+        plan(parse(*argv))
+
+
+def test_kserves_own_arguments_are_accepted() -> None:
+    args = parse("--http_port", "9000", "--grpc_port", "9001", "--model_name", "m")
+    assert (args.http_port, args.grpc_port, args.model_name) == (9000, 9001, "m")
