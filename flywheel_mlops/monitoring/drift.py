@@ -52,19 +52,22 @@ class DriftResult:
         return len(self.drifted_features) / len(self.features) if self.features else 0.0
 
 
-def evidently_report(stats: ReferenceStats, drift_share: float, with_tests: bool = True) -> Any:
-    """The Evidently report the monitor runs: `DataDriftPreset` over the features with each
-    column's method pinned to Evidently's own default for the reference, plus prediction drift."""
+def evidently_report(stats: ReferenceStats) -> Any:
+    """The Evidently report the monitor runs: one `ValueDrift` per feature and the prediction,
+    each pinned to Evidently's own default method for the reference, with its drift test.
+
+    These are exactly the per-column metrics `DataDriftPreset` generates. The preset's own
+    extras are left out because each recomputes the drift of every column: its drifted-columns
+    count (the decision computes the share with our threshold) and its summary table (our
+    summary at the top of the report holds the same table plus the full-window PSI). On the
+    benchmark they were about half of Evidently's time.
+    """
     from evidently import Report
     from evidently.metrics import ValueDrift
-    from evidently.presets import DataDriftPreset
 
-    methods = {name: stats.columns[name].method for name in stats.features}
-    metrics: list[Any] = [
-        DataDriftPreset(columns=stats.features, per_column_method=methods, drift_share=drift_share),
-        ValueDrift(column=PREDICTION, method=stats.columns[PREDICTION].method),
-    ]
-    return Report(metrics, include_tests=with_tests)
+    columns = [*stats.features, PREDICTION]
+    metrics = [ValueDrift(column=name, method=stats.columns[name].method) for name in columns]
+    return Report(metrics, include_tests=True)
 
 
 def data_definition(stats: ReferenceStats) -> Any:
@@ -81,7 +84,6 @@ def measure_drift(
     sample: pd.DataFrame,
     stats: ReferenceStats,
     histograms: dict[str, dict[str, int]],
-    drift_share: float,
 ) -> DriftResult:
     """Run Evidently on the reference vs the window sample; read its scores and verdicts back."""
     from evidently import Dataset
@@ -91,7 +93,7 @@ def measure_drift(
     with warnings.catch_warnings():
         # Evidently's correlation widgets divide by a zero std on constant columns; harmless.
         warnings.simplefilter("ignore", RuntimeWarning)
-        snapshot = evidently_report(stats, drift_share).run(
+        snapshot = evidently_report(stats).run(
             Dataset.from_pandas(_typed(sample[columns], stats), data_definition=definition),
             Dataset.from_pandas(_typed(reference[columns], stats), data_definition=definition),
         )

@@ -109,7 +109,6 @@ def run_monitor(
                 summary.sample,
                 stats,
                 summary.histograms,
-                thresholds.drift_share,
             )
             snapshot = drift.snapshot
         error = live_error(summary, bundle.metrics, thresholds)
