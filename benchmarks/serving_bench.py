@@ -16,6 +16,7 @@ a Markdown table in docs/serving.md.
 
     .venv/bin/python benchmarks/serving_bench.py            # ~4 minutes on 2 cores
     .venv/bin/python benchmarks/serving_bench.py --duration 10 --skip-mlserver
+    .venv/bin/python benchmarks/serving_bench.py --before old.json --before-note "pandas path"
     .venv/bin/python benchmarks/serving_bench.py floor --port 9000 --model model.ubj  # internal
 """
 
@@ -449,45 +450,48 @@ def summary(results: dict[str, ServerResult]) -> dict[str, Any]:
     return out
 
 
-def markdown(report: dict[str, Any]) -> str:
-    """The results table for docs/serving.md."""
-    results = report["servers"]
-    names = list(results)
-    lines = [
-        "| measure | " + " | ".join(names) + " |",
-        "|---|" + "---|" * len(names),
-    ]
+def _level(result: dict[str, Any], connections: int) -> dict[str, Any]:
+    return next(x for x in result["levels"] if x["connections"] == connections)
 
-    def row(label: str, get: Any) -> None:
+
+_MEASURES: list[tuple[str, Any]] = [
+    ("single row, 1 client: p50 ms", lambda r: f"{_level(r, 1)['p50_ms']:.2f}"),
+    ("single row, 1 client: p99 ms", lambda r: f"{_level(r, 1)['p99_ms']:.2f}"),
+    ("single row, 8 clients: p99 ms", lambda r: f"{_level(r, 8)['p99_ms']:.2f}"),
+    ("single row, 8 clients: req/s", lambda r: f"{_level(r, 8)['rps']:.0f}"),
+    (f"saturation req/s (p99 < {P99_BUDGET_MS:g} ms)", lambda r: f"{r['saturation_rps']:.0f}"),
+    ("batch 1000, V2 JSON: p50 ms", lambda r: f"{r['batch']['batch-1000 V2 JSON']['p50_ms']:.2f}"),
+    (
+        "batch 1000, V2 binary: p50 ms",
+        lambda r: f"{r['batch']['batch-1000 V2 binary']['p50_ms']:.2f}",
+    ),
+]
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The results table for docs/serving.md (with the earlier run's Flywheel column, if any)."""
+    columns = dict(report["servers"])
+    before = report.get("before")
+    if before:
+        columns = {"flywheel": columns.pop("flywheel"), "flywheel before": before["flywheel"]}
+        columns |= report["servers"]
+    lines = ["| measure | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+    for label, get in _MEASURES:
         cells = []
-        for name in names:
+        for result in columns.values():
             try:
-                cells.append(get(results[name]))
+                cells.append(get(result))
             except (KeyError, StopIteration):
                 cells.append("-")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
-
-    def level(r: dict[str, Any], c: int) -> dict[str, Any]:
-        return next(x for x in r["levels"] if x["connections"] == c)
-
-    row("single row, 1 client: p50 ms", lambda r: f"{level(r, 1)['p50_ms']:.2f}")
-    row("single row, 1 client: p99 ms", lambda r: f"{level(r, 1)['p99_ms']:.2f}")
-    row("single row, 8 clients: p99 ms", lambda r: f"{level(r, 8)['p99_ms']:.2f}")
-    row("single row, 8 clients: req/s", lambda r: f"{level(r, 8)['rps']:.0f}")
-    row(f"saturation req/s (p99 < {P99_BUDGET_MS:g} ms)", lambda r: f"{r['saturation_rps']:.0f}")
-    row(
-        "batch 1000, V2 JSON: p50 ms", lambda r: f"{r['batch']['batch-1000 V2 JSON']['p50_ms']:.2f}"
-    )
-    row(
-        "batch 1000, V2 binary: p50 ms",
-        lambda r: f"{r['batch']['batch-1000 V2 binary']['p50_ms']:.2f}",
-    )
-    table = "\n".join(lines)
-    targets = "\n".join(
-        f"| {name.replace('_', ' ')} | {t['ratio']} | {t['target']} | {t['verdict']} |"
-        for name, t in report["targets"].items()
-    )
-    return f"{table}\n\n| target | measured | wanted | verdict |\n|---|---|---|---|\n{targets}\n"
+    head = ["target", "measured", *(["before"] if before else []), "wanted", "verdict"]
+    targets = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for name, t in report["targets"].items():
+        earlier = [str(before["targets"].get(name, {}).get("ratio", "-"))] if before else []
+        cells = [name.replace("_", " "), str(t["ratio"]), *earlier, t["target"], t["verdict"]]
+        targets.append("| " + " | ".join(cells) + " |")
+    note = f"\n\n_flywheel before: {before['note']}_" if before else ""
+    return "\n".join(lines) + note + "\n\n" + "\n".join(targets) + "\n"
 
 
 def write_docs(path: Path, report: dict[str, Any]) -> None:
@@ -646,6 +650,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         },
     }
     report["targets"] = summary(results)
+    if args.before:
+        earlier = json.loads(Path(args.before).read_text())
+        report["before"] = {
+            "when": earlier["when"],
+            "note": f"{args.before_note} (run of {earlier['when']})",
+            "flywheel": earlier["servers"]["flywheel"],
+            "targets": earlier["targets"],
+        }
     return report
 
 
@@ -675,6 +687,13 @@ def main(argv: list[str] | None = None) -> None:
         default=0,
         help="MLServer parallel_workers (0: inference in the server process, "
         "its fastest setting for single rows).",
+    )
+    parser.add_argument(
+        "--before",
+        help="An earlier results file whose Flywheel numbers the table shows next to this run's.",
+    )
+    parser.add_argument(
+        "--before-note", default="an earlier version", help="What the earlier run measured."
     )
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "serving.json"))
     parser.add_argument("--docs", default=str(ROOT / "docs" / "serving.md"))

@@ -6,9 +6,9 @@ retrain started by drift looks exactly like one started by a person, with its re
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
-import contextlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,7 +44,6 @@ def submit_training_run(
     pipeline version named by its sha256 prefix, so re-submitting the same code reuses it.
     """
     import kfp
-
     from flywheel_pipelines.training import COMPILED, PIPELINE_NAME
 
     package = package or COMPILED
@@ -75,7 +74,14 @@ def submit_training_run(
                 version_id=version.pipeline_version_id,
             )
         except Exception as error:  # the KFP client raises many types; all mean "not submitted"
-            raise FlywheelError(f"could not submit a run to Kubeflow Pipelines at {host}: "
-                                f"{type(error).__name__}: {error}") from error
-    return SubmittedRun(run.run_id, pipeline_id, version.pipeline_version_id, experiment_id,
-                        f"{host.rstrip('/')}/#/runs/details/{run.run_id}")
+            raise FlywheelError(
+                f"could not submit a run to Kubeflow Pipelines at {host}: "
+                f"{type(error).__name__}: {error}"
+            ) from error
+    return SubmittedRun(
+        run.run_id,
+        pipeline_id,
+        version.pipeline_version_id,
+        experiment_id,
+        f"{host.rstrip('/')}/#/runs/details/{run.run_id}",
+    )

@@ -17,6 +17,10 @@ from flywheel_mlops.spec import DatasetSpec
 Kind = Literal["number", "integer", "string", "timestamp"]
 _MAX_REPORTED = 5
 _LARGEST_FLOAT = int(np.finfo(np.float64).max)
+_NUMBER_TYPES = frozenset({int, float})
+
+#: Checked request columns by field name: what `FeaturePipeline.transform` reads when serving.
+Columns = dict[str, np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,7 @@ class InputSchema:
     def from_spec(
         cls, spec: DatasetSpec, categories: Mapping[str, list[str]], integer_columns: Sequence[str]
     ) -> InputSchema:
-        """Fields in `spec.feature_columns` order; ranges from the spec, categories from training."""
+        """Fields in `spec.feature_columns` order; ranges from the spec, categories fitted."""
         fields: list[FieldSpec] = []
         for name in spec.feature_columns:
             if name == spec.timestamp:
@@ -81,15 +85,30 @@ class InputSchema:
         return cls([FieldSpec(**f) for f in json.loads(text)["fields"]])
 
     def frame_from_records(self, records: Any) -> pd.DataFrame:
-        """Check a list of JSON objects (one per record) and return them as a typed frame."""
+        """`check_records` as a DataFrame, for callers that want one (tests, scripts)."""
+        return pd.DataFrame(self.check_records(records))
+
+    def frame_from_columns(self, columns: Mapping[str, Any]) -> pd.DataFrame:
+        """`check_columns` as a DataFrame, for callers that want one (tests, scripts)."""
+        return pd.DataFrame(self.check_columns(columns))
+
+    def check_records(self, records: Any) -> Columns:
+        """Check a list of JSON objects (one per record); typed numpy columns out.
+
+        Raises:
+            InvalidInputError: naming the field, the record's index and what was expected.
+        """
         if not isinstance(records, list):
             raise InvalidInputError(f"instances must be a list of objects, got {_type(records)}")
         if not records:
             raise InvalidInputError("instances must hold at least one record, got an empty list")
         problems: list[str] = []
+        expected = set(self.names)
         for index, record in enumerate(records):
             if not isinstance(record, dict):
                 problems.append(f"record {index} must be an object, got {_type(record)}")
+                continue
+            if record.keys() == expected:
                 continue
             missing = [n for n in self.names if n not in record]
             if missing:
@@ -104,10 +123,17 @@ class InputSchema:
                 break
         _raise_if(problems)
         columns = {n: [r[n] for r in records] for n in self.names}
-        return self.frame_from_columns(columns)
+        return self.check_columns(columns)
 
-    def frame_from_columns(self, columns: Mapping[str, Any]) -> pd.DataFrame:
-        """Check named columns (lists or numpy arrays of equal length) and return a typed frame."""
+    def check_columns(self, columns: Mapping[str, Any]) -> Columns:
+        """Check named columns (lists or numpy arrays of equal length); typed numpy columns out.
+
+        Numbers come back as float64, timestamps as datetime64[ns] (UTC, naive), strings as
+        arrays of str: what `FeaturePipeline.transform` reads, with no DataFrame in between.
+
+        Raises:
+            InvalidInputError: naming the field, the record's index and what was expected.
+        """
         missing = [n for n in self.names if n not in columns]
         if missing:
             raise InvalidInputError(f"input {missing[0]} is missing; expected inputs {self.names}")
@@ -122,14 +148,14 @@ class InputSchema:
         if not next(iter(lengths.values())):
             raise InvalidInputError("the batch must hold at least one record, got none")
         problems: list[str] = []
-        data: dict[str, Any] = {}
+        data: Columns = {}
         for spec in self.fields:
             data[spec.name] = _check_column(spec, columns[spec.name], problems)
         _raise_if(problems)
-        return pd.DataFrame(data)
+        return data
 
 
-def _check_column(spec: FieldSpec, values: Any, problems: list[str]) -> Any:
+def _check_column(spec: FieldSpec, values: Any, problems: list[str]) -> np.ndarray:
     if spec.kind == "timestamp":
         return _check_timestamps(spec, values, problems)
     if spec.kind == "string":
@@ -139,6 +165,11 @@ def _check_column(spec: FieldSpec, values: Any, problems: list[str]) -> Any:
 
 def _check_numbers(spec: FieldSpec, values: Any, problems: list[str]) -> np.ndarray:
     array = values if isinstance(values, np.ndarray) else None
+    if array is None and _only_numbers(values):
+        try:
+            array = np.asarray(values, dtype=np.float64)
+        except OverflowError:
+            array = None  # an integer beyond float range: the loop below names it
     if array is None or array.dtype.kind not in "iuf":
         # JSON lists: every element must be a real number; bools and strings are type errors.
         for index, value in enumerate(values):
@@ -164,28 +195,90 @@ def _check_numbers(spec: FieldSpec, values: Any, problems: list[str]) -> np.ndar
     return array
 
 
-def _check_strings(spec: FieldSpec, values: Any, problems: list[str]) -> Any:
+def _only_numbers(values: Any) -> bool:
+    """Whether a list holds only int and float (no bool, no str): one pass, no per-item branch."""
+    return isinstance(values, list) and set(map(type, values)) <= _NUMBER_TYPES
+
+
+def _check_strings(spec: FieldSpec, values: Any, problems: list[str]) -> np.ndarray:
+    text = isinstance(values, np.ndarray) and values.dtype.kind == "U"
+    # Binary BYTES tensors arrive as str arrays already; JSON lists may hold anything.
+    items: list[Any] = (
+        values.tolist()
+        if text
+        else [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in values]
+    )
     allowed = set(spec.categories or [])
-    for index, value in enumerate(values):
-        if isinstance(value, bytes):
-            value = value.decode("utf-8", "replace")
+    for index, value in enumerate(items):
         if not isinstance(value, str) or (spec.categories is not None and value not in allowed):
             _note(problems, spec, value, index)
-            break
-    return [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in values]
+            return np.empty(0, dtype=object)
+    if text:
+        return np.asarray(values)
+    decoded = np.empty(len(items), dtype=object)
+    decoded[:] = items
+    return decoded
 
 
-def _check_timestamps(spec: FieldSpec, values: Any, problems: list[str]) -> Any:
-    strings = [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in values]
+def _check_timestamps(spec: FieldSpec, values: Any, problems: list[str]) -> np.ndarray:
+    fast = _plain_iso_timestamps(values)
+    if fast is not None:
+        return fast
+    items = values.tolist() if isinstance(values, np.ndarray) else values
+    strings = [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in items]
     for index, value in enumerate(strings):
         if not isinstance(value, str):
             _note(problems, spec, value, index)
-            return pd.Series(pd.NaT, index=range(len(strings)))
+            return np.full(len(strings), np.datetime64("NaT", "ns"))
     parsed = pd.to_datetime(pd.Series(strings), format="ISO8601", errors="coerce", utc=True)
     if parsed.isna().any():
         index = int(np.flatnonzero(parsed.isna().to_numpy())[0])
         _note(problems, spec, strings[index], index)
-    return parsed.dt.tz_localize(None)
+    return parsed.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+
+
+#: Positions of digits and separators in YYYY-MM-DDTHH:MM:SS (a space may stand for the T).
+_ISO_LENGTH = 19
+_ISO_DIGITS = np.array([0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18])
+_ISO_SEPARATORS = {4: b"-", 7: b"-", 13: b":", 16: b":"}
+#: pd.Timestamp.min and .max at whole seconds: pandas rejects anything outside (no datetime64[ns]).
+_EARLIEST = np.datetime64("1677-09-21T00:12:44", "s")
+_LATEST = np.datetime64("2262-04-11T23:47:16", "s")
+
+
+def _plain_iso_timestamps(values: Any) -> np.ndarray | None:
+    """`YYYY-MM-DDTHH:MM:SS` strings parsed in one numpy call, or None to take the general path.
+
+    The shape of every string is checked character by character on a numpy view first; numpy
+    then rejects impossible dates and times (February 30, 24:00). Anything else, including any
+    string that fails, goes through pandas' ISO 8601 parser, which names the record that failed.
+    """
+    if isinstance(values, np.ndarray):
+        array = values
+    elif values and (all(type(v) is str for v in values) or all(type(v) is bytes for v in values)):
+        array = np.array(values)
+    else:
+        return None
+    if array.dtype.kind not in "US" or array.dtype.itemsize not in (_ISO_LENGTH, 4 * _ISO_LENGTH):
+        return None
+    codes = np.ascontiguousarray(array).view(np.uint32 if array.dtype.kind == "U" else np.uint8)
+    chars = codes.reshape(-1, _ISO_LENGTH)
+    digits = chars[:, _ISO_DIGITS].astype(np.uint32, copy=False)
+    if not ((digits >= ord("0")) & (digits <= ord("9"))).all():
+        return None
+    for position, separator in _ISO_SEPARATORS.items():
+        if not (chars[:, position] == ord(separator)).all():
+            return None
+    middle = chars[:, 10]
+    if not ((middle == ord("T")) | (middle == ord(" "))).all():
+        return None
+    try:
+        parsed = array.astype("datetime64[s]")
+    except ValueError:
+        return None
+    if (parsed < _EARLIEST).any() or (parsed > _LATEST).any():
+        return None
+    return parsed.astype("datetime64[ns]")
 
 
 def _note(problems: list[str], spec: FieldSpec, value: Any, index: int) -> None:

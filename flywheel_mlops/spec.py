@@ -27,7 +27,7 @@ class UnitRule(_Strict):
 
 
 class JoinSpec(_Strict):
-    """A side table joined at ingest on the record's timestamp floored to `freq` (a weather feed)."""
+    """A side table joined at ingest on the record's timestamp floored to `freq` (weather)."""
 
     key: str = Field(description="Timestamp column of the side table (`on` is a YAML boolean).")
     freq: str = Field(default="h", description="Pandas frequency both timestamps are floored to.")
@@ -41,6 +41,11 @@ class DatasetSpec(_Strict):
     target: str = Field(description="Column to predict.")
     numeric: list[str] = Field(default_factory=list, description="Numeric feature columns.")
     categorical: list[str] = Field(default_factory=list, description="Categorical features.")
+    categories: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Known vocabulary of a categorical column: values outside it are invalid, "
+        "and a value training never saw is still served. Undeclared columns learn theirs.",
+    )
     timestamp: str | None = Field(
         default=None,
         description="Event-time column: the time split and hour/weekday features come from it.",
@@ -92,6 +97,9 @@ class DatasetSpec(_Strict):
         dupes = {c for c in features if features.count(c) > 1}
         if dupes:
             raise ValueError(f"columns listed twice: {sorted(dupes)}")
+        for column in self.categories:
+            if column not in self.categorical:
+                raise ValueError(f"categories for {column!r}, which is not a categorical column")
         for column in self.units:
             if column not in self.numeric:
                 raise ValueError(f"units rule for {column!r}, which is not a numeric column")
@@ -120,7 +128,8 @@ def load_spec(source: str | Path) -> DatasetSpec:
         builtin = resources.files("flywheel_mlops.datasets") / f"{source}.yaml"
         if not builtin.is_file():
             raise ConfigError(
-                f"unknown dataset spec {str(source)!r}: expected a .yaml path or one of {builtins()}"
+                f"unknown dataset spec {str(source)!r}: "
+                f"expected a .yaml path or one of {builtins()}"
             )
         text = builtin.read_text()
     try:

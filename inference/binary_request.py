@@ -3,8 +3,9 @@
 KServe 0.21's `InferRequest.from_bytes` trusts the JSON header (a missing key is a KeyError, a
 size that does not divide is a ValueError: both 500s) and turns every binary tensor back into a
 Python list element by element, which costs more than the JSON it was meant to avoid. This
-decoder checks the framing first and keeps numeric tensors as the received bytes, which
-`InferInput.as_numpy()` then views without copying.
+decoder checks the framing first, keeps numeric tensors as the received bytes, which
+`InferInput.as_numpy()` then views without copying, and decodes BYTES tensors into a numpy array
+of str (one vectorised step when the elements share a length, as timestamps and codes do).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import math
 import struct
 from typing import Any
 
+import numpy as np
 import orjson
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferInput, InferRequest, RequestedOutput
@@ -20,6 +22,22 @@ from kserve.utils.numpy_codec import to_np_dtype
 
 HEADER = "inference-header-content-length"
 _LENGTH = struct.Struct("<I")
+
+
+class TextInput(InferInput):
+    """A binary BYTES input decoded into a numpy array of str (what the schema check reads).
+
+    `data` still lists the values for whoever asks KServe's way (`InferRequest.to_rest`), built
+    only then: the request path reads `text`.
+    """
+
+    def __init__(self, name: str, shape: list[int], text: np.ndarray, parameters: dict[str, Any]):
+        super().__init__(name, shape, "BYTES", parameters=parameters)
+        self.text = text
+
+    @property
+    def data(self) -> list[str]:
+        return list(self.text.tolist())
 
 
 def decode_binary_request(body: bytes, header_length: str | None, model_name: str) -> InferRequest:
@@ -129,12 +147,8 @@ def _tensor(
     chunk = body[offset : offset + size]
     count = math.prod(shape)
     if datatype == "BYTES":
-        values = _strings(chunk, count, where)
-        return (
-            InferInput(name, shape, datatype, data=values, parameters=parameters),
-            None,
-            offset + size,
-        )
+        text = _strings(chunk, count, where)
+        return TextInput(name, shape, text, parameters=parameters), None, offset + size
     itemsize = to_np_dtype(datatype)(0).itemsize
     if size != count * itemsize:
         raise InvalidInput(
@@ -144,8 +158,15 @@ def _tensor(
     return InferInput(name, shape, datatype, parameters=parameters), chunk, offset + size
 
 
-def _strings(chunk: bytes, count: int, where: str) -> list[str]:
-    """BYTES elements (4-byte little-endian length, then the bytes) as UTF-8 strings."""
+def _strings(chunk: bytes, count: int, where: str) -> np.ndarray:
+    """BYTES elements (4-byte little-endian length, then the bytes) as an array of str.
+
+    When every element has the same length and is printable ASCII (timestamps, zone codes),
+    the whole tensor is one numpy view; otherwise each element is decoded in turn.
+    """
+    uniform = _uniform_ascii(chunk, count)
+    if uniform is not None:
+        return uniform
     values: list[str] = []
     view = memoryview(chunk)
     offset = 0
@@ -170,7 +191,26 @@ def _strings(chunk: bytes, count: int, where: str) -> list[str]:
         raise InvalidInput(
             f"{where}: shape needs {count} BYTES elements, the data holds {len(values)}"
         )
-    return values
+    text = np.empty(count, dtype=object)
+    text[:] = values
+    return text
+
+
+def _uniform_ascii(chunk: bytes, count: int) -> np.ndarray | None:
+    """`count` elements of one length L, all bytes printable ASCII, as a <UL array; else None."""
+    if count == 0 or len(chunk) < 4:
+        return None
+    (length,) = _LENGTH.unpack_from(chunk, 0)
+    if length == 0 or len(chunk) != count * (4 + length):
+        return None
+    records = np.frombuffer(chunk, dtype=np.dtype([("length", "<u4"), ("text", f"S{length}")]))
+    if not (records["length"] == length).all():
+        return None
+    raw = np.frombuffer(chunk, dtype=np.uint8).reshape(count, 4 + length)[:, 4:]
+    # Printable ASCII is valid UTF-8 and has no NUL for a fixed-width numpy string to drop.
+    if not ((raw >= 0x20) & (raw < 0x7F)).all():
+        return None
+    return records["text"].astype(f"U{length}")
 
 
 def _outputs(declared: Any) -> list[RequestedOutput] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import threading
 import uuid
@@ -19,6 +20,8 @@ from kserve.errors import InvalidInput, ModelNotReady
 from kserve.protocol.infer_type import InferRequest, InferResponse
 
 from flywheel_mlops.errors import FlywheelError, InvalidInputError
+from flywheel_mlops.predictions.payload_logger import PayloadLogger
+from flywheel_mlops.schema import Columns
 from flywheel_mlops.serving.alias_watcher import AliasWatcher
 from flywheel_mlops.serving.bundle_source import BundleSource, RegistrySource
 from flywheel_mlops.serving.served_model import ServedModel
@@ -41,6 +44,9 @@ class PredictorLimits:
     watch_interval: float = 0.0
     """Seconds between polls of the registry alias; 0 serves the loaded version until restart."""
 
+    canary_alias: str = "canary"
+    """Registry alias whose version gets its recorded share of requests (a local canary)."""
+
 
 class PickupPredictor(kserve.Model):
     """Serves one bundle at a time and can swap to a newer one without dropping a request.
@@ -57,6 +63,7 @@ class PickupPredictor(kserve.Model):
         source: BundleSource,
         metrics: ServingMetrics,
         limits: PredictorLimits | None = None,
+        payload_logger: PayloadLogger | None = None,
     ):
         """
         Args:
@@ -64,6 +71,8 @@ class PickupPredictor(kserve.Model):
             source: where the bundle comes from (model dir or registry alias).
             metrics: the process's serving metrics.
             limits: per-request limits and the alias polling interval.
+            payload_logger: sends every request and answer to the monitoring service, as
+                KServe's logger agent does on a cluster; None when that agent does it.
         """
         super().__init__(name, return_response_headers=True)
         self.source = source
@@ -73,6 +82,10 @@ class PickupPredictor(kserve.Model):
         self._served: ServedModel | None = None
         self._swap_lock = threading.Lock()
         self._watcher: AliasWatcher | None = None
+        self._canary: tuple[ServedModel, int] | None = None
+        self._canary_watcher: AliasWatcher | None = None
+        self._payload_logger = payload_logger
+        self._payload_logger_started = False
 
     @property
     def served(self) -> ServedModel | None:
@@ -111,12 +124,17 @@ class PickupPredictor(kserve.Model):
             )
             self._watcher.start()
             log.info("following %s every %gs", self.source.describe(), self.limits.watch_interval)
+            self._canary_watcher = AliasWatcher(
+                self._canary_state, self._follow_canary, self.limits.watch_interval, seen="none"
+            )
+            self._canary_watcher.start()
 
     def stop(self) -> None:
         """Stop following the alias; KServe calls this when the server shuts down."""
-        if self._watcher is not None:
-            self._watcher.stop()
-            self._watcher = None
+        for watcher in (self._watcher, self._canary_watcher):
+            if watcher is not None:
+                watcher.stop()
+        self._watcher = self._canary_watcher = None
         super().stop()
 
     def swap_to(self, version: str) -> bool:
@@ -143,6 +161,64 @@ class PickupPredictor(kserve.Model):
             self._activate(served, reason=f"swapped from {current}")
             self.metrics.swaps.labels(self.name, "swapped").inc()
             return True
+
+    def _canary_state(self) -> str:
+        """`<version>@<percent>` of the canary alias, or `none` when there is no canary."""
+        assert isinstance(self.source, RegistrySource)
+        record = self.source.registry.alias(self.source.name, self.limits.canary_alias)
+        if record is None or not record.version:
+            return "none"
+        return f"{record.version}@{record.traffic_percent or 0}"
+
+    def _follow_canary(self, state: str) -> None:
+        """Start, change or end the canary split; a canary that fails its checks never serves."""
+        if state == "none":
+            if self._canary is not None:
+                log.info("canary %s ended", self._canary[0].version)
+            self._canary = None
+            return
+        version, percent = state.rsplit("@", 1)
+        assert isinstance(self.source, RegistrySource)
+        try:
+            served = self.source.load(version)
+        except FlywheelError as error:
+            log.error(
+                "canary %s not served: %s",
+                version,
+                error,
+                extra={"model_name": self.name, "rejected_version": version},
+            )
+            return
+        self._canary = (served, int(percent))
+        log.info(
+            "canary %s takes %s%% of requests",
+            version,
+            percent,
+            extra={"model_name": self.name, "model_version": version},
+        )
+
+    def _route(self, request_id: str) -> ServedModel | None:
+        """The bundle for this request: the canary for its share of request ids, else the
+        champion. Hashing the id (not a coin toss) makes a retried request land the same way."""
+        canary = self._canary
+        if canary is not None:
+            bucket = int.from_bytes(hashlib.blake2b(request_id.encode(), digest_size=2).digest())
+            if bucket % 100 < canary[1]:
+                return canary[0]
+        return self._served
+
+    async def _log_payload(self, request_id: str, request: Any, response: Any) -> None:
+        """Hand the exchange to the payload logger (never blocks the answer)."""
+        logger = self._payload_logger
+        if logger is None:
+            return
+        if not self._payload_logger_started:
+            self._payload_logger_started = True
+            await logger.start()
+        body = request.to_rest()[0] if isinstance(request, InferRequest) else request
+        answer = response.to_rest()[0] if isinstance(response, InferResponse) else response
+        if isinstance(body, dict) and isinstance(answer, dict):
+            logger.log(request_id, body, answer)
 
     def _activate(self, served: ServedModel, reason: str) -> None:
         # One reference assignment: a request sees the old bundle or the new one, never a mix.
@@ -181,43 +257,45 @@ class PickupPredictor(kserve.Model):
         Raises KServe's InvalidInput (400) for anything the schema rejects, naming the field,
         the record and what was expected.
         """
-        served = self._served
+        request_id = _request_id(headers, payload)
+        served = self._route(request_id)
         if served is None:
             # The reason (file paths included) is in the server's log, not in answers to clients.
             raise ModelNotReady(self.name, "Its bundle failed verification; see the server log.")
-        request_id = _request_id(headers, payload)
         try:
             if isinstance(payload, InferRequest):
                 columns = columns_from_request(payload, served.bundle.schema, self.limits.max_batch)
                 rows = len(next(iter(columns.values())))
-                predictions = await self._run(rows, served.frame_from_columns, columns, served)
+                predictions = await self._run(rows, served.check_columns, columns, served)
             else:
                 records = _v1_instances(payload, self.limits.max_batch)
-                predictions = await self._run(
-                    len(records), served.frame_from_records, records, served
-                )
+                predictions = await self._run(len(records), served.check_records, records, served)
             self.metrics.predictions.observe_many(self.name, predictions)
             if response_headers is not None:
                 response_headers[REQUEST_ID] = request_id
                 response_headers[MODEL_VERSION] = served.version
+            response: dict[str, Any] | InferResponse
             if isinstance(payload, InferRequest):
-                return infer_response(
+                response = infer_response(
                     payload, self.name, served.version, request_id, served.target, predictions
                 )
+            else:
+                response = {
+                    "predictions": predictions.tolist(),
+                    "model_name": self.name,
+                    "model_version": served.version,
+                    "request_id": request_id,
+                }
         except FlywheelError as error:
             raise to_kserve(error, self.name) from error
-        return {
-            "predictions": predictions.tolist(),
-            "model_name": self.name,
-            "model_version": served.version,
-            "request_id": request_id,
-        }
+        await self._log_payload(request_id, payload, response)
+        return response
 
     async def _run(self, rows: int, check: Any, data: Any, served: ServedModel) -> np.ndarray:
         """Check and predict inline for small batches, on a worker thread for large ones."""
 
         def work() -> np.ndarray:
-            frame: pd.DataFrame = check(data)
+            frame: Columns | pd.DataFrame = check(data)
             return served.predict(frame)
 
         if rows <= self.limits.offload_rows:

@@ -100,6 +100,18 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
         default=30,
         help="Seconds requests in flight get to finish after SIGTERM.",
     )
+    flywheel.add_argument(
+        "--logger_url",
+        default="",
+        help="Monitoring service that receives every request and answer as a CloudEvent "
+        "(what KServe's logger agent does on a cluster). Empty: off.",
+    )
+    flywheel.add_argument(
+        "--canary_alias",
+        default="canary",
+        help="With --registry_uri and --watch_interval: the alias whose version gets its "
+        "recorded traffic share (a local canary).",
+    )
     flywheel.add_argument("--log_level", default="INFO", help="Level of Flywheel's JSON logs.")
     return parser
 
@@ -158,6 +170,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     from kserve import logging as kserve_logging
     from kserve.model_server import app
 
+    from flywheel_mlops.predictions.payload_logger import PayloadLogger
+
     # KServe 0.21 answers V1 with FastAPI's ORJSONResponse, which this FastAPI deprecates with
     # a warning on every request: a multi-line stderr write per prediction.
     warnings.filterwarnings("ignore", category=FastAPIDeprecationWarning)
@@ -177,6 +191,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             max_batch=args.max_batch,
             offload_rows=args.offload_rows,
             watch_interval=args.watch_interval,
+            canary_alias=args.canary_alias,
+        ),
+        payload_logger=(
+            PayloadLogger(args.logger_url, service=args.model_name, token=settings.api_token)
+            if args.logger_url
+            else None
         ),
     )
     server = FlywheelModelServer(

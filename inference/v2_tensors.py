@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from flywheel_inference.binary_request import TextInput
 from kserve.protocol.infer_type import InferInput, InferOutput, InferRequest, InferResponse
 
 from flywheel_mlops.errors import InvalidInputError
@@ -93,8 +94,11 @@ def _rows(name: str, shape: Any) -> int:
 
 
 def _values(tensor: InferInput, rows: int) -> Any:
-    """The tensor's values, flat: a numpy view of binary data, or the JSON list as sent (the
-    schema checks each element of a list, so a true or a "3" in a number column is an error)."""
+    """The tensor's values, flat: numpy arrays for binary data (numbers viewed, BYTES decoded), or
+    the JSON list as sent (the schema checks each element of a list, so a true or a "3" in a
+    number column is an error)."""
+    if isinstance(tensor, TextInput):
+        return tensor.text.reshape(-1)
     data = tensor.data
     if data is None:
         try:

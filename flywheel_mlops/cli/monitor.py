@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from flywheel_mlops.cli.common import console, failures_exit, settings
+from flywheel_mlops.errors import ConfigError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: Exit code of a run whose decision is `error` (a CronJob then shows the run as failed).
 EXIT_ERROR = 1
@@ -47,6 +52,29 @@ def monitor(
     min_labelled_rows: Annotated[
         int, typer.Option(help="Labelled rows needed to judge live error.", min=1)
     ] = 200,
+    pipelines_host: Annotated[
+        str,
+        typer.Option(
+            help="Kubeflow Pipelines API; when set, a retrain decision submits a run.",
+            envvar="FLYWHEEL_PIPELINES_HOST",
+        ),
+    ] = "",
+    retrain_data: Annotated[
+        str,
+        typer.Option(
+            help="Records a retraining run trains on (s3://..., a glob).",
+            envvar="FLYWHEEL_RETRAIN_DATA",
+        ),
+    ] = "",
+    retrain_side: Annotated[
+        str,
+        typer.Option(
+            help="Side table for the retraining run (weather).", envvar="FLYWHEEL_RETRAIN_SIDE"
+        ),
+    ] = "",
+    retrain_days: Annotated[
+        float, typer.Option(help="Days of fresh records a retraining run uses.", min=1)
+    ] = 7.0,
 ) -> None:
     """Measure drift (Evidently) and live error on a window; write decision.json, report.html
     and monitor.prom; exit 0 for ok / drift / degraded / insufficient_data, 1 for error."""
@@ -79,12 +107,52 @@ def monitor(
     _print_summary(result.decision.to_dict())
     if result.verdict == "error":
         raise typer.Exit(EXIT_ERROR)
+    if result.retrain and pipelines_host:
+        _submit_retrain(
+            pipelines_host,
+            registry or config.registry,
+            retrain_data,
+            retrain_side,
+            at - timedelta(days=retrain_days),
+            at,
+            " ".join(result.decision.why),
+        )
 
 
-def _database_window(url: str, start: datetime, end: datetime, model: str):  # type: ignore[no-untyped-def]
+def _submit_retrain(
+    host: str, registry: str, data: str, side: str, start: datetime, end: datetime, why: str
+) -> None:
+    """Start the training pipeline on a fresh window through the KFP API, with the why.
+
+    The run registers its model as `candidate`; the champion moves only after a canary.
+    """
+    from flywheel_mlops.local_run import TrainingRequest
+    from flywheel_mlops.pipeline_client import submit_training_run
+    from flywheel_mlops.spec import load_spec
+
+    with failures_exit():
+        if not data:
+            raise ConfigError("a retrain needs --retrain-data (FLYWHEEL_RETRAIN_DATA)")
+        request = TrainingRequest(
+            load_spec("ride_hailing"),
+            data,
+            registry,
+            side_uri=side,
+            start=start.date().isoformat(),
+            end=end.date().isoformat(),
+            reason=why,
+            promote_alias="candidate",
+        )
+        run = submit_training_run(host, request.arguments())
+    console.print(f"retraining run [green]{run.run_id}[/green] started: {run.url}")
+
+
+def _database_window(
+    url: str, start: datetime, end: datetime, model: str
+) -> Callable[[], pd.DataFrame]:
     """A loader for the prediction log's window, called inside the run so failures are recorded."""
 
-    def load():  # type: ignore[no-untyped-def]
+    def load() -> pd.DataFrame:
         from flywheel_mlops.predictions import PredictionStore
 
         return PredictionStore(url).window(start, end, model_name=model)
@@ -101,7 +169,7 @@ def _parse_time(text: str, option: str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _print_summary(decision: dict) -> None:  # type: ignore[type-arg]
+def _print_summary(decision: dict[str, Any]) -> None:
     colors = {"ok": "green", "drift": "yellow", "degraded": "red", "error": "magenta"}
     verdict = decision["verdict"]
     table = Table(

@@ -10,14 +10,22 @@ from flywheel_mlops.cli.common import console, settings
 
 
 def monitoring_service(
-    host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0: every one).")]
-    = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(help="Interface to listen on (0.0.0.0: every one).")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="HTTP port.")] = 8000,
-    database_url: Annotated[str, typer.Option(
-        help="SQLAlchemy URL of the prediction log. Default: FLYWHEEL_DATABASE_URL, else SQLite "
-             "under FLYWHEEL_HOME.")] = "",
-    max_body_bytes: Annotated[int | None, typer.Option(
-        help="Largest request body in bytes; larger gets 413. Default: 8 MiB.")] = None,
+    database_url: Annotated[
+        str,
+        typer.Option(
+            help="SQLAlchemy URL of the prediction log. "
+            "Default: FLYWHEEL_DATABASE_URL, else SQLite "
+            "under FLYWHEEL_HOME."
+        ),
+    ] = "",
+    max_body_bytes: Annotated[
+        int | None,
+        typer.Option(help="Largest request body in bytes; larger gets 413. Default: 8 MiB."),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Serve /v1/events (KServe payload logger), /v1/feedback, /healthz, /readyz, /metrics.
@@ -33,7 +41,9 @@ def monitoring_service(
         overrides["max_body_bytes"] = max_body_bytes
     service = ServiceSettings(**overrides)  # type: ignore[arg-type]
     auth = "bearer token required" if service.api_token else "no authentication"
-    console.print(f"monitoring service on http://{host}:{port} ({auth}) - POST /v1/events, "
-                  "POST /v1/feedback")
-    uvicorn.run(create_app(service), host=host, port=port, log_level=log_level,
-                timeout_graceful_shutdown=10)
+    console.print(
+        f"monitoring service on http://{host}:{port} ({auth}) - POST /v1/events, POST /v1/feedback"
+    )
+    uvicorn.run(
+        create_app(service), host=host, port=port, log_level=log_level, timeout_graceful_shutdown=10
+    )

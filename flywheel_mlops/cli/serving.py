@@ -23,6 +23,7 @@ def server_command(
     port: int,
     watch_interval: float,
     max_batch: int,
+    logger_url: str = "",
 ) -> list[str]:
     """The predictor's command line for a local server on a registry alias."""
     return [
@@ -43,6 +44,8 @@ def server_command(
         str(port),
         "--max_batch",
         str(max_batch),
+        "--logger_url",
+        logger_url,
     ]
 
 
@@ -58,6 +61,9 @@ def serve(
         float, typer.Option(help="Seconds between checks of the alias; 0: never swap.")
     ] = 1.0,
     max_batch: Annotated[int, typer.Option(help="Most records in one request.")] = 10_000,
+    logger_url: Annotated[
+        str, typer.Option(help="Monitoring service receiving every request and answer.")
+    ] = "",
 ) -> None:
     """Serve the champion with KServe's model server; swap to each new champion as it is promoted.
 
@@ -73,7 +79,7 @@ def serve(
         f"serving {name}@{alias} ({version}) on http://{host}:{port} "
         f"- V1 /v1/models/{name}:predict, V2 /v2/models/{name}/infer"
     )
-    command = server_command(uri, name, alias, host, port, watch_interval, max_batch)
+    command = server_command(uri, name, alias, host, port, watch_interval, max_batch, logger_url)
     sys.stdout.flush()
     os.execv(command[0], command)
 

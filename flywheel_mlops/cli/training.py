@@ -119,28 +119,44 @@ def compile_(
 
 
 def demo(
-    rows: Annotated[int, typer.Option(help="Simulated trip records.")] = 60_000,
-    days: Annotated[int, typer.Option(help="Days simulated.")] = 28,
+    rows: Annotated[int, typer.Option(help="Simulated trip records.")] = 48_000,
+    days: Annotated[int, typer.Option(help="Days simulated.")] = 24,
+    closure_day: Annotated[int, typer.Option(help="Day the highway closes.")] = 14,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
 ) -> None:
-    """Simulate trips, train through the KFP local runner, register, and compare with the baseline."""
-    from flywheel_mlops.local_run import TrainingRequest
-    from flywheel_mlops.simulator import SimulationConfig, simulate
-    from flywheel_mlops.spec import load_spec
+    """The whole loop: train v1, serve it, a highway closes, drift is seen, v2 is retrained,
+    goes out as a canary and is promoted, and the error comes back down."""
+    import shutil
+
+    from flywheel_mlops.story.run import StoryConfig, run_story
 
     config = settings()
+    home = config.home / "story"
+    shutil.rmtree(home, ignore_errors=True)  # the story starts from an empty world each time
     with failures_exit():
-        console.rule("1. simulate")
-        data = simulate(SimulationConfig(rows=rows, days=days), config.data)
-        console.print(
-            f"{data.trip_rows:,} trips, {data.weather_rows:,} weather hours in {config.data}"
+        story = StoryConfig(rows=rows, days=days, closure_day=closure_day, seed=seed)
+        result = run_story(story, home, say=lambda line: console.print(line))
+    print_story(result)
+
+
+def print_story(result: Any) -> None:
+    """Day by day: traffic per version, live error, the monitor's verdict, what was done."""
+    table = Table(title="the story, day by day")
+    for column in ("day", "served", "MAE", "MAE closure zones", "drift share", "verdict", "events"):
+        table.add_column(column)
+    for day in result.days:
+        served = ", ".join(f"{v}:{n}" for v, n in sorted(day.served_by_version.items()))
+        table.add_row(
+            day.day.isoformat(),
+            served,
+            f"{day.mae:.2f}",
+            f"{day.closure_zones_mae:.2f}",
+            f"{day.drift_share:.2f}",
+            day.verdict,
+            "; ".join(e.split(":")[0] for e in day.events) + (" retrain" if day.retrain else ""),
         )
-        console.rule("2. train (Kubeflow Pipelines local runner)")
-        request = TrainingRequest(
-            spec=load_spec("ride_hailing"),
-            data_uri=str(data.trips_path),
-            side_uri=str(data.weather_path),
-            registry_uri=config.registry,
-        )
-        outcome = run_with_progress(request, config.runs)
-        console.rule("3. result")
-        print_outcome(outcome)
+    console.print(table)
+    for key, value in result.summary.items():
+        shown = f"{value:.3f}" if isinstance(value, float) else str(value)
+        console.print(f"  {key}: {shown}")
+    console.print(f"report: [bold]{result.report_path}[/bold]")

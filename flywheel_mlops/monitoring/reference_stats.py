@@ -132,14 +132,14 @@ def column_stats(values: pd.Series, kind: Kind) -> ColumnStats:
         )
     numbers = values.to_numpy(dtype=np.float64)
     edges = np.unique(np.quantile(numbers, np.linspace(0, 1, QUANTILE_BINS + 1)))
-    counts = np.bincount(bin_index(numbers, edges.tolist()), minlength=max(len(edges) - 1, 1))
+    binned = np.bincount(bin_index(numbers, edges.tolist()), minlength=max(len(edges) - 1, 1))
     summary = {
         "mean": float(numbers.mean()),
         "std": float(numbers.std()),
         **{f"q{int(q * 100)}": float(np.quantile(numbers, q)) for q in (0.25, 0.5, 0.75)},
     }
     return ColumnStats(
-        kind, method, threshold, edges=edges.tolist(), counts=counts.tolist(), summary=summary
+        kind, method, threshold, edges=edges.tolist(), counts=binned.tolist(), summary=summary
     )
 
 

@@ -1,4 +1,4 @@
-"""Safe rollout: gate a retrained candidate, send it a canary share of traffic, promote or roll back."""
+"""Safe rollout: gate a retrained candidate, give it a canary share, promote or roll back."""
 
 from flywheel_mlops.rollout.controller import (
     RolloutDecision,

@@ -30,32 +30,50 @@ class RolloutDecision:
 
 
 def gate_candidate(
-    candidate: Bundle, champion: Bundle, labelled: pd.DataFrame, margin: float = 0.02,
+    candidate: Bundle,
+    champion: Bundle,
+    labelled: pd.DataFrame,
+    margin: float = 0.02,
     min_rows: int = 200,
 ) -> RolloutDecision:
     """Offline gate: both models score the same recent labelled records (not their own test
     splits, which come from different windows); the candidate must win by `margin`."""
     rows = labelled.dropna(subset=[ACTUAL])
     if len(rows) < min_rows:
-        return RolloutDecision("wait", candidate.version, champion.version,
-                               f"{len(rows)} labelled rows, {min_rows} needed to compare")
+        return RolloutDecision(
+            "wait",
+            candidate.version,
+            champion.version,
+            f"{len(rows)} labelled rows, {min_rows} needed to compare",
+        )
     actual = rows[ACTUAL].to_numpy(dtype=np.float64)
     ours = error_summary(actual, candidate.predict(rows))
     theirs = error_summary(actual, champion.predict(rows))
     numbers = {"rows": len(rows), "candidate_mae": ours["mae"], "champion_mae": theirs["mae"]}
     if ours["mae"] <= (1 - margin) * theirs["mae"]:
         return RolloutDecision(
-            "canary", candidate.version, champion.version,
+            "canary",
+            candidate.version,
+            champion.version,
             f"on {len(rows)} recent labelled trips {candidate.version} has MAE {ours['mae']:.2f}"
-            f" vs {theirs['mae']:.2f} for {champion.version}: worth a canary", numbers)
+            f" vs {theirs['mae']:.2f} for {champion.version}: worth a canary",
+            numbers,
+        )
     return RolloutDecision(
-        "reject", candidate.version, champion.version,
+        "reject",
+        candidate.version,
+        champion.version,
         f"on {len(rows)} recent labelled trips {candidate.version} has MAE {ours['mae']:.2f} "
-        f"vs {theirs['mae']:.2f}: not better by {margin:.0%}", numbers)
+        f"vs {theirs['mae']:.2f}: not better by {margin:.0%}",
+        numbers,
+    )
 
 
 def judge_canary(
-    window: pd.DataFrame, candidate: str, champion: str, margin: float = 0.0,
+    window: pd.DataFrame,
+    candidate: str,
+    champion: str,
+    margin: float = 0.0,
     min_rows: int = 100,
 ) -> RolloutDecision:
     """Live verdict: each version's MAE on the labelled traffic it actually served."""
@@ -68,17 +86,30 @@ def judge_canary(
         maes[version] = float(np.mean(np.abs(served["prediction"] - served[ACTUAL])))
     numbers = {"rows": counts, "mae": maes}
     if min(counts.values()) < min_rows:
-        return RolloutDecision("wait", candidate, champion,
-                               f"labelled rows so far {counts}; {min_rows} each needed", numbers)
+        return RolloutDecision(
+            "wait",
+            candidate,
+            champion,
+            f"labelled rows so far {counts}; {min_rows} each needed",
+            numbers,
+        )
     if maes[candidate] <= (1 - margin) * maes[champion]:
         return RolloutDecision(
-            "promote", candidate, champion,
+            "promote",
+            candidate,
+            champion,
             f"canary {candidate} served {counts[candidate]} labelled trips at MAE "
-            f"{maes[candidate]:.2f} vs {maes[champion]:.2f} for {champion}", numbers)
+            f"{maes[candidate]:.2f} vs {maes[champion]:.2f} for {champion}",
+            numbers,
+        )
     return RolloutDecision(
-        "rollback", candidate, champion,
+        "rollback",
+        candidate,
+        champion,
         f"canary {candidate} is worse live: MAE {maes[candidate]:.2f} on {counts[candidate]} "
-        f"trips vs {maes[champion]:.2f} for {champion}", numbers)
+        f"trips vs {maes[champion]:.2f} for {champion}",
+        numbers,
+    )
 
 
 class RolloutLog:
@@ -96,5 +127,8 @@ class RolloutLog:
     def read(self) -> list[RolloutDecision]:
         if not self.path.exists():
             return []
-        return [RolloutDecision(**json.loads(line)) for line in self.path.read_text().splitlines()
-                if line.strip()]
+        return [
+            RolloutDecision(**json.loads(line))
+            for line in self.path.read_text().splitlines()
+            if line.strip()
+        ]

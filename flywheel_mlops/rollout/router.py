@@ -1,4 +1,4 @@
-"""Where a rollout's traffic decisions take effect: the registry's aliases locally, KServe on a cluster."""
+"""Where rollout decisions take effect: registry aliases locally, KServe on a cluster."""
 
 from __future__ import annotations
 
@@ -58,8 +58,9 @@ def promote_patch() -> list[dict[str, Any]]:
 
 def rollback_patch(champion_dir_uri: str, args: list[str]) -> list[dict[str, Any]]:
     """All traffic back to the champion, and the spec back to the champion's model_dir."""
-    return canary_patch(champion_dir_uri, 100, args)[:1] + [
-        {"op": "add", "path": "/spec/predictor/canaryTrafficPercent", "value": 0}
+    return [
+        *canary_patch(champion_dir_uri, 100, args)[:1],
+        {"op": "add", "path": "/spec/predictor/canaryTrafficPercent", "value": 0},
     ]
 
 
@@ -75,12 +76,14 @@ class KServeRouter:
 
     def _args(self) -> list[str]:
         current = self.api.get_namespaced_custom_object(
-            self.GROUP, self.VERSION, self.namespace, self.PLURAL, self.name)
+            self.GROUP, self.VERSION, self.namespace, self.PLURAL, self.name
+        )
         return list(current["spec"]["predictor"]["containers"][0].get("args", []))
 
     def _patch(self, body: list[dict[str, Any]]) -> None:
         self.api.patch_namespaced_custom_object(
-            self.GROUP, self.VERSION, self.namespace, self.PLURAL, self.name, body)
+            self.GROUP, self.VERSION, self.namespace, self.PLURAL, self.name, body
+        )
 
     def start_canary(self, version: str, percent: int, reason: str) -> None:
         uri = self.registry.version_uri(self.model, version)

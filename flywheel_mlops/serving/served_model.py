@@ -11,6 +11,7 @@ import pandas as pd
 
 from flywheel_mlops.bundle import Bundle, load_bundle
 from flywheel_mlops.errors import BundleIntegrityError, InvalidInputError
+from flywheel_mlops.schema import Columns
 
 #: Reference rows replayed by the self-test: enough to exercise every category, still milliseconds.
 SELF_TEST_ROWS = 64
@@ -73,17 +74,25 @@ class ServedModel:
         """The column the model predicts (pickup_minutes)."""
         return str(self.bundle.metadata.get("target", "prediction"))
 
-    def frame_from_records(self, records: Any) -> pd.DataFrame:
-        """Check JSON objects (one per record) against the input schema; a typed frame out."""
-        return self.bundle.schema.frame_from_records(records)
+    def check_records(self, records: Any) -> Columns:
+        """Check JSON objects (one per record) against the input schema; numpy columns out."""
+        return self.bundle.schema.check_records(records)
 
-    def frame_from_columns(self, columns: dict[str, Any]) -> pd.DataFrame:
-        """Check named columns against the input schema; a typed frame out."""
-        return self.bundle.schema.frame_from_columns(columns)
+    def check_columns(self, columns: dict[str, Any]) -> Columns:
+        """Check named columns against the input schema; numpy columns out."""
+        return self.bundle.schema.check_columns(columns)
 
-    def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        """Predictions (float64) for records already checked by the schema."""
-        return np.asarray(self.bundle.predict(frame), dtype=np.float64)
+    # The names inference/predictor.py calls; they return checked columns, not a DataFrame.
+    frame_from_records = check_records
+    frame_from_columns = check_columns
+
+    def predict(self, columns: Columns | pd.DataFrame) -> np.ndarray:
+        """Predictions (float64) for records already checked by the schema.
+
+        The columns go straight into the training feature code: no DataFrame per request.
+        """
+        matrix = self.bundle.features.transform(columns)
+        return np.asarray(self.bundle.model.predict(matrix), dtype=np.float64)
 
     def self_test(self, rows: int = SELF_TEST_ROWS) -> None:
         """Replay reference rows as a client would send them and compare with the recorded answers.
@@ -106,12 +115,12 @@ class ServedModel:
             raise SelfTestFailed("self-test: reference.parquet holds no rows")
         columns = {name: _as_request_column(sample[name]) for name in names}
         try:
-            frame = self.frame_from_columns(columns)
+            checked = self.check_columns(columns)
         except InvalidInputError as error:
             raise SelfTestFailed(
                 f"self-test: the schema rejects its own reference rows: {error}"
             ) from error
-        got = self.predict(frame)
+        got = self.predict(checked)
         expected = sample[PREDICTION].to_numpy(dtype=np.float64)
         close = np.isfinite(got) & np.isclose(got, expected, rtol=_RTOL, atol=_ATOL)
         if not close.all():

@@ -73,9 +73,14 @@ def clean(spec: DatasetSpec, frame: pd.DataFrame) -> tuple[pd.DataFrame, CleanRe
             frame.loc[outside, column] = np.nan
     for column in [c for c in spec.categorical if c in frame.columns]:
         col = report.columns.setdefault(column, ColumnReport())
-        blank = frame[column].isna() | (frame[column].astype("string").str.strip() == "")
+        text = frame[column].astype("string").str.strip()
+        blank = frame[column].isna() | (text == "")
         col.missing = int(blank.sum())
-        frame[column] = frame[column].astype("string").str.strip().where(~blank, None)
+        if column in spec.categories:
+            unknown = ~blank & ~text.isin(spec.categories[column])
+            col.out_of_range = int(unknown.sum())
+            blank |= unknown
+        frame[column] = text.where(~blank, None)
     frame = _drop_unrepairable(spec, frame, report)
     for column in [c for c in [*spec.numeric, *spec.categorical] if c in frame.columns]:
         _fill(frame, column, column in spec.numeric, report.columns[column])

@@ -42,8 +42,9 @@ def read_table(uri: str) -> tuple[pd.DataFrame, list[str]]:
                 frames.append(pd.read_parquet(stream))
             elif name.endswith((".csv", ".csv.gz")):
                 gzip = name.endswith(".gz")
-                frames.append(pd.read_csv(stream, compression="gzip" if gzip else None,
-                                          low_memory=False))
+                frames.append(
+                    pd.read_csv(stream, compression="gzip" if gzip else None, low_memory=False)
+                )
             else:
                 raise ConfigError(f"{name} is neither .csv nor .parquet")
     return pd.concat(frames, ignore_index=True), [f.full_name for f in files]

@@ -69,8 +69,12 @@ def validate(spec: DatasetSpec, frame: pd.DataFrame, cleaning: CleanReport) -> d
             )
         )
         range_rate = (col.out_of_range + col.unknown_unit) / rows_in
-        if column in spec.ranges:
-            low, high = spec.ranges[column]
+        if column in spec.ranges or column in spec.categories:
+            allowed = (
+                f"[{spec.ranges[column][0]:g}, {spec.ranges[column][1]:g}]"
+                if column in spec.ranges
+                else f"the declared categories {spec.categories[column]}"
+            )
             checks.append(
                 Check(
                     "range",
@@ -78,7 +82,7 @@ def validate(spec: DatasetSpec, frame: pd.DataFrame, cleaning: CleanReport) -> d
                     range_rate <= spec.max_invalid_rate,
                     round(range_rate, 4),
                     spec.max_invalid_rate,
-                    f"{column}: {range_rate:.1%} of values outside [{low:g}, {high:g}]",
+                    f"{column}: {range_rate:.1%} of values outside {allowed}",
                 )
             )
     if spec.id_column and spec.id_column in frame.columns:

@@ -47,7 +47,7 @@ class TrafficReplay:
         rows = self.trips[(stamps >= start) & (stamps < start + pd.Timedelta(days=1))]
         columns, stamp = self.spec.feature_columns, self.spec.timestamp
         for offset in range(0, len(rows), size):
-            part = rows.iloc[offset:offset + size]
+            part = rows.iloc[offset : offset + size]
             records: list[dict[str, Any]] = [
                 {str(k): v for k, v in r.items()} for r in part[columns].to_dict(orient="records")
             ]

@@ -17,8 +17,13 @@ from fastapi import FastAPI, Request, UploadFile
 
 def create_standin() -> tuple[FastAPI, dict[str, Any]]:
     """The app and the state it records: pipelines, versions, experiments, runs, packages."""
-    state: dict[str, Any] = {"pipelines": [], "versions": [], "experiments": [], "runs": [],
-                             "packages": []}
+    state: dict[str, Any] = {
+        "pipelines": [],
+        "versions": [],
+        "experiments": [],
+        "runs": [],
+        "packages": [],
+    }
     app = FastAPI()
 
     @app.get("/apis/v2beta1/healthz")
@@ -26,7 +31,7 @@ def create_standin() -> tuple[FastAPI, dict[str, Any]]:
         return {"multi_user": False}
 
     @app.get("/apis/v2beta1/pipelines")
-    def list_pipelines(filter: str = "") -> dict[str, Any]:  # noqa: A002 - the API's name
+    def list_pipelines(filter: str = "") -> dict[str, Any]:
         wanted = json.loads(filter)["predicates"][0]["stringValue"] if filter else None
         found = [p for p in state["pipelines"] if wanted in (None, p["display_name"])]
         return {"pipelines": found, "total_size": len(found)} if found else {}
@@ -34,11 +39,19 @@ def create_standin() -> tuple[FastAPI, dict[str, Any]]:
     @app.post("/apis/v2beta1/pipelines/upload")
     async def upload(uploadfile: UploadFile, name: str, description: str = "") -> dict[str, Any]:
         state["packages"].append(await uploadfile.read())
-        pipeline = {"pipeline_id": uuid.uuid4().hex, "display_name": name,
-                    "description": description}
+        pipeline = {
+            "pipeline_id": uuid.uuid4().hex,
+            "display_name": name,
+            "description": description,
+        }
         state["pipelines"].append(pipeline)
-        state["versions"].append({"pipeline_id": pipeline["pipeline_id"],
-                                  "pipeline_version_id": uuid.uuid4().hex, "display_name": name})
+        state["versions"].append(
+            {
+                "pipeline_id": pipeline["pipeline_id"],
+                "pipeline_version_id": uuid.uuid4().hex,
+                "display_name": name,
+            }
+        )
         return pipeline
 
     @app.get("/apis/v2beta1/pipelines/{pipeline_id}/versions")
@@ -49,13 +62,16 @@ def create_standin() -> tuple[FastAPI, dict[str, Any]]:
     @app.post("/apis/v2beta1/pipelines/upload_version")
     async def upload_version(uploadfile: UploadFile, name: str, pipelineid: str) -> dict[str, Any]:
         state["packages"].append(await uploadfile.read())
-        version = {"pipeline_id": pipelineid, "pipeline_version_id": uuid.uuid4().hex,
-                   "display_name": name}
+        version = {
+            "pipeline_id": pipelineid,
+            "pipeline_version_id": uuid.uuid4().hex,
+            "display_name": name,
+        }
         state["versions"].append(version)
         return version
 
     @app.get("/apis/v2beta1/experiments")
-    def experiments(filter: str = "") -> dict[str, Any]:  # noqa: A002
+    def experiments(filter: str = "") -> dict[str, Any]:
         wanted = json.loads(filter)["predicates"][0]["stringValue"] if filter else None
         found = [e for e in state["experiments"] if wanted in (None, e["display_name"])]
         return {"experiments": found, "total_size": len(found)} if found else {}

@@ -91,3 +91,9 @@ def test_simulated_dirt_is_cleaned_away(spec, clean_frame):
     assert not clean_frame["trip_id"].duplicated().any()
     for column, (low, high) in spec.ranges.items():
         assert clean_frame[column].between(low, high).all(), column
+
+
+def test_a_category_outside_the_declared_vocabulary_is_repaired_and_counted(spec):
+    frame, report = clean(spec, _records(weather=["clear", "hail", "rain", "clear"]))
+    assert frame["weather"].tolist() == ["clear", "clear", "rain", "clear"]
+    assert report.columns["weather"].out_of_range == 1

@@ -61,3 +61,12 @@ def test_baseline_rule_is_distance_over_speed(spec):
     result = baseline_prediction(spec.baseline, frame)
     assert result[0] == pytest.approx(10.0)
     assert np.isnan(result[1])
+
+
+def test_declared_categories_are_served_even_if_training_never_saw_them(spec, clean_frame):
+    dry = clean_frame[clean_frame["weather"] != "snow"]
+    pipeline = FeaturePipeline.fit(spec, dry)
+    assert pipeline.categories["weather"] == ["clear", "fog", "rain", "snow"]
+    snowy = dry.head(2).assign(weather="snow")
+    matrix = pipeline.transform(snowy)
+    assert matrix[:, pipeline.feature_names.index("weather=snow")].tolist() == [1.0, 1.0]

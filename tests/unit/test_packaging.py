@@ -15,5 +15,6 @@ def test_every_python_package_folder_is_listed_in_pyproject():
         for init in (ROOT / folder).rglob("__init__.py"):
             parts = init.parent.relative_to(ROOT / folder).parts
             found.add(".".join([name, *parts]))
-    assert found == listed, f"add to pyproject packages: {sorted(found - listed)}; " \
-                            f"remove: {sorted(listed - found)}"
+    assert found == listed, (
+        f"add to pyproject packages: {sorted(found - listed)}; remove: {sorted(listed - found)}"
+    )

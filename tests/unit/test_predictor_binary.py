@@ -160,3 +160,43 @@ def test_malformed_framing_is_invalid_input_saying_what_disagrees(
     with pytest.raises(InvalidInput) as raised:
         decode_binary_request(body, length, "m")
     assert says in str(raised.value)
+
+
+def bytes_tensor(values: list[str]) -> tuple[bytes, str]:
+    raw = b"".join(struct.pack("<I", len(v.encode())) + v.encode() for v in values)
+    spec = {
+        "name": "s",
+        "shape": [len(values)],
+        "datatype": "BYTES",
+        "parameters": {"binary_data_size": len(raw)},
+    }
+    return frame([spec], raw)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["2026-03-02T08:15:00", "2026-03-02T09:00:00"],
+        ["Z00", "Z01", "Z11"],
+        ["clear", "rain", "snow", "fog"],
+        ["\u00e9t\u00e9", "hiver"],
+        ["a\x00", "b\x00"],
+        ["", ""],
+        ["x"],
+    ],
+    ids=["timestamps", "codes", "lengths differ", "not ASCII", "NUL", "empty", "one"],
+)
+def test_bytes_tensors_decode_to_a_numpy_array_of_the_exact_strings(values: list[str]) -> None:
+    body, length = bytes_tensor(values)
+    (tensor,) = decode_binary_request(body, length, "m").inputs
+    assert isinstance(tensor.text, np.ndarray)
+    assert tensor.text.tolist() == values
+    assert tensor.data == values
+
+
+def test_decoded_bytes_tensors_still_serialise_kserves_way() -> None:
+    body, length = bytes_tensor(["Z00", "Z01"])
+    request = decode_binary_request(body, length, "m")
+    rest, _ = request.to_rest()
+    assert isinstance(rest, dict)
+    assert rest["inputs"][0]["data"] == ["Z00", "Z01"]

@@ -30,12 +30,18 @@ def registry(tmp_path: Path, bundle_contents, clean_frame, spec) -> Registry:
     store = Registry(tmp_path / "registry")
     write_bundle(tmp_path / "good", bundle_contents)
     small = clean_frame.head(40)
-    weak = models.fit("ridge", {"alpha": 1.0}, bundle_contents.features.transform(small),
-                      small[spec.target].to_numpy(), seed=0)
+    weak = models.fit(
+        "ridge",
+        {"alpha": 1.0},
+        bundle_contents.features.transform(small),
+        small[spec.target].to_numpy(),
+        seed=0,
+    )
     reference = bundle_contents.reference.copy()
     reference["prediction"] = weak.predict(bundle_contents.features.transform(reference))
-    write_bundle(tmp_path / "weak", replace(bundle_contents, model=weak, family="ridge",
-                                            reference=reference))
+    write_bundle(
+        tmp_path / "weak", replace(bundle_contents, model=weak, family="ridge", reference=reference)
+    )
     store.set_alias(MODEL, store.publish(MODEL, tmp_path / "good"), reason="first")
     store.publish(MODEL, tmp_path / "weak")
     return store
@@ -47,21 +53,25 @@ def labelled(clean_frame, spec) -> pd.DataFrame:
 
 
 def test_gate_rejects_a_candidate_worse_on_recent_labelled_data(registry, labelled):
-    decision = gate_candidate(registry.load(MODEL, "v0002"), registry.load(MODEL, "v0001"),
-                              labelled)
+    decision = gate_candidate(
+        registry.load(MODEL, "v0002"), registry.load(MODEL, "v0001"), labelled
+    )
     assert decision.action == "reject"
     assert decision.numbers["candidate_mae"] > decision.numbers["champion_mae"]
 
 
 def test_gate_sends_a_better_candidate_to_canary(registry, labelled):
-    decision = gate_candidate(registry.load(MODEL, "v0001"), registry.load(MODEL, "v0002"),
-                              labelled)
-    assert decision.action == "canary" and "worth a canary" in decision.reason
+    decision = gate_candidate(
+        registry.load(MODEL, "v0001"), registry.load(MODEL, "v0002"), labelled
+    )
+    assert decision.action == "canary"
+    assert "worth a canary" in decision.reason
 
 
 def test_gate_waits_for_enough_labelled_rows(registry, labelled):
-    decision = gate_candidate(registry.load(MODEL, "v0002"), registry.load(MODEL, "v0001"),
-                              labelled.head(20))
+    decision = gate_candidate(
+        registry.load(MODEL, "v0002"), registry.load(MODEL, "v0001"), labelled.head(20)
+    )
     assert decision.action == "wait"
 
 
@@ -70,8 +80,13 @@ def _served(champion_error: float, candidate_error: float, rows: int = 300) -> p
     actual = rng.uniform(3, 20, rows)
     version = np.where(np.arange(rows) % 5 == 0, "v0002", "v0001")
     error = np.where(version == "v0002", candidate_error, champion_error)
-    return pd.DataFrame({"model_version": version, "actual": actual,
-                         "prediction": actual + rng.choice([-1, 1], rows) * error})
+    return pd.DataFrame(
+        {
+            "model_version": version,
+            "actual": actual,
+            "prediction": actual + rng.choice([-1, 1], rows) * error,
+        }
+    )
 
 
 def test_a_canary_worse_live_is_rolled_back_and_the_champion_untouched(registry, tmp_path):
