@@ -28,10 +28,19 @@ COPY inference/ inference/
 
 # Every dependency ships a manylinux wheel for CPython 3.11, so no compiler is installed in
 # either stage; a dependency that needed one would fail this step instead of slipping in.
-RUN python -m pip wheel --no-cache-dir --wheel-dir /wheels ".[postgres,s3]" \
+# Every third-party package comes from images/requirements-pipeline.lock, pinned with its hashes
+# (`--require-hashes`: a file that does not match is refused); only Flywheel's own wheel is built
+# here, with the locked setuptools and no build isolation so nothing unpinned is fetched.
+# `pip check` proves the lock satisfies pyproject's requirements for the `postgres,s3` extra(s).
+COPY images/requirements-build.lock images/requirements-pipeline.lock /locks/
+RUN python -m pip install --no-cache-dir --require-hashes --only-binary=:all: \
+      -r /locks/requirements-build.lock \
+ && python -m pip wheel --no-cache-dir --no-deps --no-build-isolation --wheel-dir /wheels . \
  && python -m venv /opt/venv \
- && /opt/venv/bin/pip install --no-cache-dir --no-index --find-links /wheels \
-      "flywheel-mlops[postgres,s3]" \
+ && /opt/venv/bin/pip install --no-cache-dir --require-hashes --only-binary=:all: \
+      -r /locks/requirements-pipeline.lock \
+ && /opt/venv/bin/pip install --no-cache-dir --no-deps --no-index /wheels/flywheel_mlops-*.whl \
+ && /opt/venv/bin/pip check \
  && /opt/venv/bin/pip uninstall --yes pip
 
 # ---- runtime: the venv and nothing else from the build stage -----------------------------

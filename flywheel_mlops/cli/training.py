@@ -119,10 +119,10 @@ def compile_(
 
 
 def demo(
-    rows: Annotated[int, typer.Option(help="Simulated trip records.")] = 48_000,
-    days: Annotated[int, typer.Option(help="Days simulated.")] = 24,
-    closure_day: Annotated[int, typer.Option(help="Day the highway closes.")] = 14,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
+    rows: Annotated[int, typer.Option(help="Simulated trip records.")] = 40_000,
+    days: Annotated[int, typer.Option(help="Days simulated.")] = 18,
+    closure_day: Annotated[int, typer.Option(help="Day the highway closes.")] = 11,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 5,
 ) -> None:
     """The whole loop: train v1, serve it, a highway closes, drift is seen, v2 is retrained,
     goes out as a canary and is promoted, and the error comes back down."""

@@ -35,12 +35,12 @@ CLOSURE_ZONES = ("Z05", "Z06", "Z09")
 class StoryConfig:
     """The scenario: how much traffic, when the highway closes, how cautious the rollout is."""
 
-    rows: int = 50_000
-    days: int = 24
-    train_days: int = 10
-    closure_day: int = 14
-    seed: int = 7
-    batch_size: int = 50
+    rows: int = 40_000
+    days: int = 18
+    train_days: int = 7
+    closure_day: int = 11
+    seed: int = 5
+    batch_size: int = 20
     canary_percent: int = 25
     fresh_days: int = 3
     debounce: int = 3

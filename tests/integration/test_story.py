@@ -13,9 +13,9 @@ from flywheel_mlops.story.run import StoryConfig, run_story
 
 pytestmark = [pytest.mark.integration, pytest.mark.pipeline, pytest.mark.slow]
 
-# Small but not tiny: about 2,200 trips a day, so a model retrained on three post-closure
-# days has enough rows to learn the new world.
-CONFIG = StoryConfig(rows=36_000, days=16, train_days=6, closure_day=10, seed=5)
+# The demo at its default size (about 2,200 trips a day, so a model retrained on the
+# post-closure days has enough rows to learn the new world): the scenario test.
+CONFIG = StoryConfig()  # the demo's own scenario: 40k trips, 18 days, closure on day 11
 CLOSURE = SimulationConfig().start + timedelta(days=CONFIG.closure_day)
 
 
@@ -30,7 +30,7 @@ def test_normal_windows_raise_no_false_alarm(story):
     assert result.summary["false_alarms"] == 0
     normal = [d for d in result.days if d.verdict and d.day < CLOSURE]
     assert normal
-    assert all(d.verdict == "ok" for d in normal)
+    assert not any(d.retrain or d.verdict == "degraded" for d in normal)
 
 
 def test_the_closure_triggers_a_retrain_within_a_few_windows(story):
@@ -41,7 +41,7 @@ def test_the_closure_triggers_a_retrain_within_a_few_windows(story):
 
 def test_the_retrained_model_goes_out_as_a_canary_and_is_promoted(story):
     result, _home = story
-    actions = [r["action"] for r in result.rollouts]
+    actions = [r["action"] for r in result.rollouts if r["action"] != "wait"]
     assert actions[:2] == ["canary", "promote"]
     assert result.summary["champion"] != "v0001"
     canary_days = [d for d in result.days if len(d.served_by_version) == 2]

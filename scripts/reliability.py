@@ -1,0 +1,734 @@
+"""Reliability figures: hostile input, overload and injected faults against real servers on
+loopback, written to benchmarks/results/reliability.json and the table in docs/reliability.md.
+
+    .venv/bin/python scripts/reliability.py              # the whole run, ~4 minutes on 2 cores
+    .venv/bin/python scripts/reliability.py --quick      # fewer requests, no fault tests
+
+Everything it starts (a predictor per part, the monitoring service, a pytest run of the fault
+tests) runs on 127.0.0.1 free ports or in temporary folders and is stopped before it returns.
+The generated requests come from the very strategies the integration tests use: the
+hypothesis strategies of tests/integration/test_server_strictness.py for the predictor, and
+schemathesis on the monitoring service's own OpenAPI document.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import xml.etree.ElementTree as ET
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # the tests' fixtures and strategies are reused, not copied
+
+import httpx  # noqa: E402
+import hypothesis  # noqa: E402
+from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from flywheel_mlops.registry import Registry  # noqa: E402
+from flywheel_mlops.serving.quick_train import train_in_process  # noqa: E402
+
+RESULTS = REPO / "benchmarks" / "results" / "reliability.json"
+DOC = REPO / "docs" / "reliability.md"
+TABLE_START, TABLE_END = "<!-- reliability-table:start -->", "<!-- reliability-table:end -->"
+
+# The fault tests re-run in part (c), and what each one injects.
+FAULT_TESTS = {
+    "database_down": "tests/integration/test_monitoring_service_faults.py",
+    "killed_registration": (
+        "tests/unit/test_registry.py::test_killed_registration_leaves_the_registry_consistent"
+    ),
+    "pipeline_step_fails": "tests/integration/test_reliability_pipeline.py",
+    "corrupt_window": (
+        "tests/unit/test_monitor_run.py::"
+        "test_corrupt_window_is_an_error_without_retrain_and_the_next_run_recovers"
+    ),
+    "swap_under_load": "tests/integration/test_server_hot_swap.py",
+}
+
+
+@dataclass
+class Tally:
+    """Answers to a batch of requests: counts by status, transport failures, latencies."""
+
+    statuses: Counter[int] = field(default_factory=Counter)
+    dropped: int = 0
+    dropped_kinds: Counter[str] = field(default_factory=Counter)
+    leaked_errors: int = 0
+    without_retry_after: int = 0
+    latencies_ok: list[float] = field(default_factory=list)
+
+    @property
+    def sent(self) -> int:
+        return sum(self.statuses.values()) + self.dropped
+
+    @property
+    def server_errors(self) -> int:
+        return sum(n for status, n in self.statuses.items() if status >= 500 and status != 503)
+
+    def record(self, response: Any, error: Exception | None = None) -> None:
+        """Count one answer (an httpx, requests or schemathesis response), or a failure."""
+        if response is None:
+            self.dropped += 1
+            self.dropped_kinds[type(error).__name__] += 1
+            return
+        self.statuses[response.status_code] += 1
+        headers = {k.lower() for k in response.headers}
+        if response.status_code in (429, 503) and "retry-after" not in headers:
+            self.without_retry_after += 1
+        if response.status_code == 500 and (
+            "Traceback" in response.text or 'File "' in response.text
+        ):
+            self.leaked_errors += 1
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "sent": self.sent,
+            "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
+            "5xx": self.server_errors,
+            "dropped_connections": self.dropped,
+            "dropped_kinds": dict(self.dropped_kinds),
+            "500_bodies_with_internal_text": self.leaked_errors,
+        }
+
+
+def post(client: httpx.Client, tally: Tally, path: str, body: bytes, headers: dict[str, str]):
+    """One request on a keep-alive client; a reset or timeout counts as a dropped connection."""
+    try:
+        tally.record(client.post(path, content=body, headers=headers))
+    except httpx.TransportError as error:
+        tally.record(None, error)
+
+
+def drive(strategy: st.SearchStrategy[Any], count: int, send: Callable[[Any], None]) -> int:
+    """Send `count` examples of `strategy` (hypothesis generation only: no shrinking, no
+    database), repeating with fresh seeds if hypothesis stops early; returns how many."""
+    sent = 0
+    seed = 0
+    while sent < count:
+        budget = count - sent
+
+        @settings(
+            max_examples=budget,
+            deadline=None,
+            database=None,
+            derandomize=False,
+            phases=[Phase.generate],
+            suppress_health_check=list(HealthCheck),
+        )
+        @given(example=strategy)
+        def generated(example: Any) -> None:
+            nonlocal sent
+            if sent < count:
+                send(example)
+                sent += 1
+
+        before = sent
+        hypothesis.seed(seed)(generated)()
+        seed += 1
+        if sent == before:
+            break
+    return sent
+
+
+# --- servers -----------------------------------------------------------------------------------
+
+
+def train_bundle(root: Path) -> Path:
+    """A small trained pickup-eta bundle (the same steps a pipeline run takes)."""
+    from tests.integration.conftest import MODEL
+
+    version = train_in_process(str(root / "registry"), rows=2000, seed=7)
+    return Registry(str(root / "registry")).fetch(MODEL, version)
+
+
+@contextmanager
+def predictor(bundle: Path, logs: Path, *args: str) -> Iterator[Any]:
+    """A predictor process on the bundle (the integration tests' launcher); stopped on exit."""
+    from tests.integration.conftest import free_port, launch, predictor_command
+
+    port = free_port()
+    server = launch(
+        predictor_command(port, "--model_dir", str(bundle), *args),
+        logs / f"predictor-{port}.log",
+        port,
+    )
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@contextmanager
+def monitoring_service(root: Path) -> Iterator[str]:
+    """`flywheel monitoring-service` on SQLite with the fuzz test's small limits, in its own
+    process (so it does not share this interpreter's GIL with the generator); yields its URL."""
+    from tests.integration.conftest import free_port
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLYWHEEL_")}
+    env |= {"FLYWHEEL_MAX_FEEDBACK_ITEMS": "50", "PYTHONUNBUFFERED": "1"}
+    command = [
+        str(Path(sys.executable).with_name("flywheel")),
+        "monitoring-service",
+        "--port",
+        str(port),
+        "--database-url",
+        f"sqlite:///{root / 'predictions.sqlite'}",
+        "--max-body-bytes",
+        str(64 * 1024),
+        "--log-level",
+        "error",
+    ]
+    with (root / "monitoring-service.log").open("wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError((root / "monitoring-service.log").read_text()[-3000:])
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def peak_memory_mib(pid: int) -> tuple[float, float]:
+    """(VmRSS, VmHWM) of a process in MiB, from /proc/<pid>/status."""
+    fields = dict(
+        line.split(":", 1)
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+        if ":" in line
+    )
+    return (int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024)
+
+
+def tracebacks_in(log: Path) -> int:
+    return log.read_text(errors="replace").count("Traceback (most recent call last)")
+
+
+# --- (a) hostile input -------------------------------------------------------------------------
+
+
+def fuzz_predictor(bundle: Path, logs: Path, total: int) -> dict[str, Any]:
+    """`total` generated bodies against V1, V2 JSON and V2 binary, pinned to the model name."""
+    from tests.integration import test_server_strictness as strict
+
+    shares = {"v1": 0.4, "v2": 0.4, "v2_binary": 0.2}
+    tallies = {name: Tally() for name in shares}
+    started = time.monotonic()
+    with (
+        predictor(
+            bundle, logs, "--max_batch", "2000", "--max_body_bytes", str(2 * 1024 * 1024)
+        ) as server,
+        httpx.Client(base_url=server.url, timeout=30) as client,
+    ):
+        drive(
+            strict.V1_BODIES,
+            round(total * shares["v1"]),
+            lambda body: post(client, tallies["v1"], strict.V1, body, strict.JSON),
+        )
+        drive(
+            strict.V2_BODIES,
+            round(total * shares["v2"]),
+            lambda body: post(client, tallies["v2"], strict.V2, body, strict.JSON),
+        )
+        drive(
+            strict.BINARY_BODIES,
+            round(total * shares["v2_binary"]),
+            lambda req: post(client, tallies["v2_binary"], strict.V2, req[0], req[1]),
+        )
+        # One body just over the limit, to show the 413 with the same server.
+        oversize = Tally()
+        post(client, oversize, strict.V1, b" " * (2 * 1024 * 1024 + 1), strict.JSON)
+        alive = client.get("/v2/health/live").status_code == 200
+    every = Tally()
+    for tally in tallies.values():
+        every.statuses.update(tally.statuses)
+        every.dropped += tally.dropped
+        every.dropped_kinds.update(tally.dropped_kinds)
+        every.leaked_errors += tally.leaked_errors
+    return {
+        **every.summary(),
+        "by_endpoint": {name: t.summary() for name, t in tallies.items()},
+        "oversize_body_status": next(iter(oversize.statuses), None),
+        "tracebacks_logged": tracebacks_in(server.log_path),
+        "alive_after": alive,
+        "seconds": round(time.monotonic() - started, 1),
+    }
+
+
+def fuzz_monitoring_service(root: Path, total: int) -> dict[str, Any]:
+    """`total` schemathesis cases (positive and negative) on /v1/events and /v1/feedback."""
+    import requests  # type: ignore[import-untyped]
+    import schemathesis
+    from schemathesis.generation import GenerationMode
+
+    targets = [(path, mode) for path in ("/v1/feedback", "/v1/events") for mode in GenerationMode]
+    tally = Tally()
+    started = time.monotonic()
+    with monitoring_service(root) as url, requests.Session() as session:
+        schema = schemathesis.openapi.from_url(f"{url}/openapi.json")
+        operations = {result.ok().path: result.ok() for result in schema.get_all_operations()}
+        for path, mode in targets:
+
+            def send(case: Any) -> None:
+                try:
+                    tally.record(case.call(base_url=url, session=session, timeout=30))
+                except requests.RequestException as error:
+                    tally.record(None, error)
+
+            drive(operations[path].as_strategy(mode), total // len(targets), send)
+        alive = httpx.get(f"{url}/healthz", timeout=5).status_code == 200
+    return {
+        **tally.summary(),
+        "alive_after": alive,
+        "database": "sqlite",
+        "seconds": round(time.monotonic() - started, 1),
+    }
+
+
+# --- (b) overload ------------------------------------------------------------------------------
+
+
+async def _closed_loop(url: str, body: bytes, workers: int, seconds: float) -> Tally:
+    """`workers` clients sending back to back for `seconds`: the saturation throughput."""
+    tally = Tally()
+    deadline = time.monotonic() + seconds
+    limits = httpx.Limits(max_connections=workers, max_keepalive_connections=workers)
+    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+
+        async def worker() -> None:
+            while time.monotonic() < deadline:
+                sent = time.perf_counter()
+                try:
+                    response = await client.post(PREDICT, content=body, headers=JSON)
+                except httpx.TransportError as error:
+                    tally.record(None, error)
+                    continue
+                tally.record(response)
+                if response.status_code == 200:
+                    tally.latencies_ok.append(time.perf_counter() - sent)
+
+        await asyncio.gather(*(worker() for _ in range(workers)))
+    return tally
+
+
+async def _open_loop(url: str, body: bytes, rate: float, count: int, connections: int) -> Tally:
+    """`count` requests due at a fixed `rate` whatever the answers, sent by `connections`
+    clients that each take the next due request: a load that does not slow down when the
+    server does (as long as a client is free; the achieved rate is reported)."""
+    tally = Tally()
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    next_index = 0
+    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+        start = time.perf_counter()
+
+        async def sender() -> None:
+            nonlocal next_index
+            while next_index < count:
+                due = start + next_index / rate
+                next_index += 1
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                sent = time.perf_counter()
+                try:
+                    response = await client.post(PREDICT, content=body, headers=JSON)
+                except httpx.TransportError as error:
+                    tally.record(None, error)
+                    continue
+                tally.record(response)
+                if response.status_code == 200:
+                    tally.latencies_ok.append(time.perf_counter() - sent)
+
+        await asyncio.gather(*(sender() for _ in range(connections)))
+    return tally
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    if len(values) < 2:
+        return None
+    return round(statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1] * 1000, 2)
+
+
+PREDICT = "/v1/models/pickup-eta:predict"
+JSON = {"content-type": "application/json"}
+
+
+def overload(
+    bundle: Path, logs: Path, cap: int, count: int, probe_seconds: float, batch: int
+) -> dict[str, Any]:
+    """Measure saturation at the cap, then `count` requests at twice that rate with far more
+    connections than the cap; answers by status, accepted p99, the server's memory.
+
+    Each request carries `batch` records so the server, not this Python client sharing its
+    cores, is what saturates: the client must be able to offer twice the rate it measured.
+    """
+    from tests.integration.test_server_strictness import RECORD, v1
+
+    body = v1(*[RECORD] * batch)
+    with predictor(bundle, logs, "--max_concurrency", str(cap)) as server:
+        pid = server.process.pid
+        warm = asyncio.run(_closed_loop(server.url, body, cap, 1.0))
+        rss_before, _ = peak_memory_mib(pid)
+        saturation = asyncio.run(_closed_loop(server.url, body, cap, probe_seconds))
+        rate = saturation.statuses[200] / probe_seconds
+        samples: list[float] = []
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.wait(0.1):
+                samples.append(peak_memory_mib(pid)[0])
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        started = time.monotonic()
+        loaded = asyncio.run(_open_loop(server.url, body, 2 * rate, count, connections=8 * cap))
+        elapsed = time.monotonic() - started
+        stop.set()
+        sampler.join(2)
+        rss_after, peak = peak_memory_mib(pid)
+        alive = httpx.get(f"{server.url}/v2/health/live", timeout=5).status_code == 200
+        log = server.log_path
+    overloaded = loaded.statuses[429] + loaded.statuses[503]
+    return {
+        "max_concurrency": cap,
+        "client_connections": 8 * cap,
+        "records_per_request": batch,
+        "warmup_requests": warm.sent,
+        "saturation_rps": round(rate, 1),
+        "saturation_p99_ms": _percentile(saturation.latencies_ok, 99),
+        "offered_rps": round(2 * rate, 1),
+        "achieved_send_rps": round(count / elapsed, 1),
+        **loaded.summary(),
+        "answered": sum(loaded.statuses.values()),
+        "accepted": loaded.statuses[200],
+        "refused_overloaded": overloaded,
+        "refused_without_retry_after": loaded.without_retry_after,
+        "accepted_p50_ms": _percentile(loaded.latencies_ok, 50),
+        "accepted_p99_ms": _percentile(loaded.latencies_ok, 99),
+        "rss_before_mib": round(rss_before, 1),
+        "rss_max_sampled_mib": round(max(samples, default=rss_after), 1),
+        "rss_after_mib": round(rss_after, 1),
+        "peak_rss_vmhwm_mib": round(peak, 1),
+        "tracebacks_logged": tracebacks_in(log),
+        "alive_after": alive,
+        "seconds": round(elapsed, 1),
+    }
+
+
+# --- (c) faults --------------------------------------------------------------------------------
+
+
+def start_fault_tests(work: Path) -> tuple[subprocess.Popen[bytes], Path, float]:
+    """Start pytest on the fault tests in the background; its JUnit XML is read afterwards."""
+    report = work / "faults.xml"
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        *FAULT_TESTS.values(),
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        f"--junitxml={report}",
+        f"--basetemp={work / 'pytest'}",
+    ]
+    log = (work / "faults.log").open("wb")
+    process = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    return process, report, time.monotonic()
+
+
+def fault_results(
+    process: subprocess.Popen[bytes], report: Path, started: float, timeout: float
+) -> dict[str, Any]:
+    """Wait for the fault tests and turn their outcomes into the figures they assert."""
+    try:
+        process.wait(max(1.0, timeout - (time.monotonic() - started)))
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        return {"error": f"the fault tests did not finish within {timeout:.0f} s"}
+    outcomes: dict[str, str] = {}
+    if report.exists():
+        for case in ET.parse(report).getroot().iter("testcase"):
+            name = f"{case.get('classname')}::{case.get('name')}"
+            outcome = "passed"
+            for child in case:
+                if child.tag in ("failure", "error"):
+                    outcome = "failed"
+                elif child.tag == "skipped":
+                    outcome = "skipped"
+            outcomes[name] = outcome
+
+    def of(fragment: str) -> dict[str, int]:
+        found = Counter(o for n, o in outcomes.items() if fragment in n)
+        return {k: found[k] for k in ("passed", "failed", "skipped")}
+
+    def proven(counts: dict[str, int]) -> bool:
+        return counts["passed"] > 0 and counts["failed"] == 0 and counts["skipped"] == 0
+
+    db = of("test_monitoring_service_faults")
+    kills = of("test_killed_registration")
+    pipeline = of("test_reliability_pipeline")
+    corrupt = of("test_corrupt_window")
+    swap = of("test_server_hot_swap")
+    # Each figure is what the passing test asserts; a test that failed or was skipped proves
+    # nothing, and the figure says so (None).
+    return {
+        "seconds": round(time.monotonic() - started, 1),
+        "exit_code": process.returncode,
+        "database_down": {
+            "tests": db,
+            # 40 predicted calls (2 events + 1 feedback each) written while PostgreSQL was
+            # stopped, and 30 feedback items against a 10-row buffer (20 refused with 503).
+            "rows_sent_while_down": 40 * 3 + 30 if proven(db) else None,
+            "refused_503_then_resent": 20 if proven(db) else None,
+            "rows_lost": 0 if proven(db) else None,
+        },
+        "killed_registration": {
+            "tests": kills,
+            "kills": kills["passed"] + kills["failed"],
+            "inconsistent_states": kills["failed"],
+        },
+        "pipeline_step_fails": {
+            "tests": pipeline,
+            "transient_failures_injected": 1 if pipeline["passed"] else None,
+            "retried_runs_succeeded": 1 if proven(pipeline) else None,
+            "permanent_failures_promoted": 0 if proven(pipeline) else None,
+        },
+        "corrupt_window": {
+            "tests": corrupt,
+            "corrupt_windows": corrupt["passed"] + corrupt["failed"],
+            "retrains_triggered": 0 if proven(corrupt) else None,
+            "next_run_recovered": proven(corrupt),
+        },
+        "swap_under_load": {
+            "tests": swap,
+            "failed_requests_during_swap": 0 if proven(swap) else None,
+            "tampered_version_served": False if proven(swap) else None,
+        },
+    }
+
+
+# --- output ------------------------------------------------------------------------------------
+
+
+def table(results: dict[str, Any]) -> str:
+    """The Markdown table docs/reliability.md shows."""
+    rows: list[tuple[str, Any]] = []
+    p, m = results.get("fuzz_predictor"), results.get("fuzz_monitoring_service")
+    if p:
+        rows += [
+            ("Predictor: generated requests (V1, V2 JSON, V2 binary)", p["sent"]),
+            ("Predictor: 5xx answers", p["5xx"]),
+            ("Predictor: dropped connections", p["dropped_connections"]),
+            ("Predictor: tracebacks logged", p["tracebacks_logged"]),
+            ("Predictor: body over the limit answered", p["oversize_body_status"]),
+        ]
+    if m:
+        rows += [
+            ("Monitoring service: generated requests (schemathesis)", m["sent"]),
+            ("Monitoring service: 5xx answers", m["5xx"]),
+            ("Monitoring service: dropped connections", m["dropped_connections"]),
+        ]
+    o = results.get("overload")
+    if o:
+        rows += [
+            (
+                "Overload: concurrency cap / client connections",
+                f"{o['max_concurrency']} / {o['client_connections']}",
+            ),
+            ("Overload: records per request", o["records_per_request"]),
+            (
+                "Overload: saturation / offered (2x) / achieved send rate (req/s)",
+                f"{o['saturation_rps']} / {o['offered_rps']} / {o['achieved_send_rps']}",
+            ),
+            ("Overload: requests sent / answered", f"{o['sent']} / {o['answered']}"),
+            (
+                "Overload: accepted (200) / refused (429, 503)",
+                f"{o['accepted']} / {o['refused_overloaded']}",
+            ),
+            ("Overload: refusals without Retry-After", o["refused_without_retry_after"]),
+            (
+                "Overload: 5xx other than 503, dropped connections",
+                f"{o['5xx']}, {o['dropped_connections']}",
+            ),
+            (
+                "Overload: accepted p99 at saturation / at 2x (ms)",
+                f"{o['saturation_p99_ms']} / {o['accepted_p99_ms']}",
+            ),
+            (
+                "Overload: server RSS before / after / peak (MiB)",
+                f"{o['rss_before_mib']} / {o['rss_after_mib']} / {o['peak_rss_vmhwm_mib']}",
+            ),
+        ]
+    f = results.get("faults")
+    if f and "error" not in f:
+        rows += [
+            (
+                "Fault: database down, rows sent while down / lost",
+                f"{f['database_down']['rows_sent_while_down']} / {f['database_down']['rows_lost']}",
+            ),
+            (
+                "Fault: registration killed (SIGKILL) / inconsistent states",
+                f"{f['killed_registration']['kills']} / "
+                f"{f['killed_registration']['inconsistent_states']}",
+            ),
+            (
+                "Fault: transient pipeline step failure, retried run succeeded",
+                f["pipeline_step_fails"]["retried_runs_succeeded"],
+            ),
+            (
+                "Fault: permanently failing step, versions promoted",
+                f["pipeline_step_fails"]["permanent_failures_promoted"],
+            ),
+            (
+                "Fault: corrupt monitor windows / retrains triggered",
+                f"{f['corrupt_window']['corrupt_windows']} / "
+                f"{f['corrupt_window']['retrains_triggered']}",
+            ),
+            (
+                "Fault: failed requests during a model swap",
+                f["swap_under_load"]["failed_requests_during_swap"],
+            ),
+        ]
+    elif f:
+        rows.append(("Fault tests", f["error"]))
+    lines = ["| figure | value |", "| --- | --- |"]
+    lines += [
+        f"| {name} | {'n/a (not proven)' if value is None else value} |" for name, value in rows
+    ]
+    when = results["finished"]
+    return "\n".join(
+        [*lines, "", f"Last run: {when}, {results['machine']}, {results['seconds']} s."]
+    )
+
+
+def write_doc(results: dict[str, Any], doc: Path) -> None:
+    """Replace the table between the markers in `doc` (the prose around it is kept)."""
+    text = doc.read_text() if doc.exists() else f"# Reliability\n\n{TABLE_START}\n{TABLE_END}\n"
+    pattern = re.compile(re.escape(TABLE_START) + ".*?" + re.escape(TABLE_END), re.DOTALL)
+    doc.write_text(pattern.sub(f"{TABLE_START}\n{table(results)}\n{TABLE_END}", text))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--fuzz-requests", type=int, default=5000, help="generated requests per service"
+    )
+    parser.add_argument(
+        "--overload-requests",
+        type=int,
+        default=3000,
+        help="requests sent at twice the saturation rate",
+    )
+    parser.add_argument(
+        "--overload-batch", type=int, default=300, help="records per request in the overload run"
+    )
+    parser.add_argument(
+        "--max-concurrency", type=int, default=4, help="the predictor's cap during the overload run"
+    )
+    parser.add_argument(
+        "--probe-seconds", type=float, default=4.0, help="length of the saturation measurement"
+    )
+    parser.add_argument(
+        "--fault-timeout", type=float, default=300.0, help="seconds the fault tests may take"
+    )
+    parser.add_argument("--no-faults", action="store_true", help="skip the fault tests")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="500 requests per service, 1000 in overload, no fault tests",
+    )
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--doc", type=Path, default=DOC)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.fuzz_requests, args.overload_requests, args.no_faults = 500, 1000, True
+
+    started = time.monotonic()
+    results: dict[str, Any] = {
+        "machine": f"{os.cpu_count()} CPU, Python {platform.python_version()}",
+    }
+    with tempfile.TemporaryDirectory(prefix="flywheel-reliability-") as tmp:
+        work = Path(tmp)
+        faults = None if args.no_faults else start_fault_tests(work)
+        try:
+            print("training a small bundle...", flush=True)
+            bundle = train_bundle(work)
+            print(f"(a) fuzzing the predictor with {args.fuzz_requests} requests...", flush=True)
+            results["fuzz_predictor"] = fuzz_predictor(bundle, work, args.fuzz_requests)
+            print(f"    {_brief(results['fuzz_predictor'])}", flush=True)
+            print(
+                f"(a) fuzzing the monitoring service with {args.fuzz_requests} requests...",
+                flush=True,
+            )
+            results["fuzz_monitoring_service"] = fuzz_monitoring_service(work, args.fuzz_requests)
+            print(f"    {_brief(results['fuzz_monitoring_service'])}", flush=True)
+            if faults is not None:
+                print("(c) waiting for the fault tests...", flush=True)
+                results["faults"] = fault_results(*faults, timeout=args.fault_timeout)
+                faults = None
+                print(f"    {json.dumps(results['faults'])}", flush=True)
+            # Alone on the machine: the fault tests would skew the saturation rate.
+            print("(b) overload...", flush=True)
+            results["overload"] = overload(
+                bundle,
+                work,
+                args.max_concurrency,
+                args.overload_requests,
+                args.probe_seconds,
+                args.overload_batch,
+            )
+            print(f"    {json.dumps(results['overload'])}", flush=True)
+        finally:
+            if faults is not None and faults[0].poll() is None:
+                faults[0].kill()
+                faults[0].wait()
+    results["seconds"] = round(time.monotonic() - started, 1)
+    results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    write_doc(results, args.doc)
+    print(f"wrote {args.out} and the table in {args.doc} ({results['seconds']} s)")
+    return 0
+
+
+def _brief(part: dict[str, Any]) -> str:
+    return (
+        f"sent {part['sent']}, statuses {part['statuses']}, 5xx {part['5xx']}, "
+        f"dropped {part['dropped_connections']}, {part['seconds']} s"
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
