@@ -46,8 +46,12 @@ def register(
 
     from flywheel_mlops import steps
 
-    lineage = {"data_uri": data_uri, "window": [start or None, end or None], "run_id": run_id,
-               "reason": reason}
+    lineage = {
+        "data_uri": data_uri,
+        "window": [start or None, end or None],
+        "run_id": run_id,
+        "reason": reason,
+    }
     done = steps.register(
         dataset_spec,
         registry_uri,

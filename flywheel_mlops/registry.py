@@ -176,8 +176,13 @@ class Registry:
         if current is None:
             return
         self.fs.rm(path)
-        note = AliasRecord(alias, "", current.version,
-                           datetime.now(UTC).isoformat(timespec="seconds"), reason or "removed")
+        note = AliasRecord(
+            alias,
+            "",
+            current.version,
+            datetime.now(UTC).isoformat(timespec="seconds"),
+            reason or "removed",
+        )
         history = self._path(name, "aliases", f"{alias}.history.jsonl")
         lines = [json.dumps(r.__dict__) for r in [*self.history(name, alias), note]]
         self.fs.pipe_file(history, ("\n".join(lines) + "\n").encode())

@@ -17,9 +17,12 @@ USER = "flywheel"
 
 def find_bin_dir() -> Path | None:
     """The newest /usr/lib/postgresql/<major>/bin with initdb, else the one on PATH, else None."""
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-                   key=lambda p: int(Path(p).parent.parent.name)
-                   if Path(p).parent.parent.name.isdigit() else 0)
+    found = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+        key=lambda p: (
+            int(Path(p).parent.parent.name) if Path(p).parent.parent.name.isdigit() else 0
+        ),
+    )
     if found:
         return Path(found[-1]).parent
     initdb = shutil.which("initdb")
@@ -55,8 +58,18 @@ class PostgresServer:
         if self._as_postgres:
             shutil.chown(self.root, "postgres", "postgres")
             shutil.chown(self.socket_dir, "postgres", "postgres")
-        self._run("initdb", "-D", str(self.data), "-U", USER, "--auth=trust", "-E", "UTF8",
-                  "--no-sync", "--no-instructions")
+        self._run(
+            "initdb",
+            "-D",
+            str(self.data),
+            "-U",
+            USER,
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+            "--no-instructions",
+        )
 
     def _run(self, tool: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         command = [str(self.bin_dir / tool), *args]
@@ -65,22 +78,37 @@ class PostgresServer:
         result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
         if check and result.returncode != 0:
             log = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
-            raise RuntimeError(f"{tool} exited with {result.returncode}:\n{result.stdout}\n"
-                               f"{result.stderr}\n{log}")
+            raise RuntimeError(
+                f"{tool} exited with {result.returncode}:\n{result.stdout}\n{result.stderr}\n{log}"
+            )
         return result
 
     def start(self) -> None:
         """Start the server and wait until it accepts connections."""
-        options = (f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1 "
-                   "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-                   "-c max_connections=50")
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w",
-                  "-t", "30", "start")
+        options = (
+            f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1 "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+            "-c max_connections=50"
+        )
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.log),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            "30",
+            "start",
+        )
 
     def stop(self) -> None:
         """Stop the server (fast shutdown: open connections are cut)."""
-        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "30", "stop",
-                  check=False)
+        self._run(
+            "pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "30", "stop", check=False
+        )
 
     @property
     def running(self) -> bool:
@@ -89,8 +117,9 @@ class PostgresServer:
 
     def create_database(self, name: str) -> str:
         """Create database `name`; returns its SQLAlchemy URL (psycopg 3)."""
-        with psycopg.connect(host="127.0.0.1", port=self.port, user=USER, dbname="postgres",
-                             autocommit=True) as connection:
+        with psycopg.connect(
+            host="127.0.0.1", port=self.port, user=USER, dbname="postgres", autocommit=True
+        ) as connection:
             connection.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 

@@ -11,21 +11,32 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 logger = logging.getLogger(__name__)
 
 
-async def send_json(send: Send, status: int, body: dict[str, object],
-                    headers: list[tuple[bytes, bytes]] | None = None) -> None:
+async def send_json(
+    send: Send,
+    status: int,
+    body: dict[str, object],
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
     """Send a whole JSON response."""
     payload = orjson.dumps(body)
-    await send({"type": "http.response.start", "status": status, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
-        *(headers or [])]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": payload})
 
 
 class BodyLimitMiddleware:
     """Read the whole body up to `max_bytes` before the app sees it; beyond that answer 413."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int,
-                 on_reject: Callable[[Scope, int, str], None]):
+    def __init__(self, app: ASGIApp, max_bytes: int, on_reject: Callable[[Scope, int, str], None]):
         """`on_reject(scope, status, message)` is called once per refused request."""
         self.app, self.max_bytes, self.on_reject = app, max_bytes, on_reject
 
@@ -36,12 +47,21 @@ class BodyLimitMiddleware:
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None:
             if not declared.isdigit():
-                await self._refuse(scope, send, 400, "header content-length must be a "
-                                   f"non-negative integer, got {declared[:40].decode('latin-1')!r}")
+                await self._refuse(
+                    scope,
+                    send,
+                    400,
+                    "header content-length must be a "
+                    f"non-negative integer, got {declared[:40].decode('latin-1')!r}",
+                )
                 return
             if int(declared) > self.max_bytes:
-                await self._refuse(scope, send, 413, f"request body must be at most "
-                                   f"{self.max_bytes} bytes, got {int(declared)}")
+                await self._refuse(
+                    scope,
+                    send,
+                    413,
+                    f"request body must be at most {self.max_bytes} bytes, got {int(declared)}",
+                )
                 return
         chunks, size = [], 0
         while True:
@@ -51,8 +71,12 @@ class BodyLimitMiddleware:
             chunks.append(message.get("body", b""))
             size += len(chunks[-1])
             if size > self.max_bytes:
-                await self._refuse(scope, send, 413, f"request body must be at most "
-                                   f"{self.max_bytes} bytes, got more")
+                await self._refuse(
+                    scope,
+                    send,
+                    413,
+                    f"request body must be at most {self.max_bytes} bytes, got more",
+                )
                 return
             if not message.get("more_body", False):
                 break
@@ -97,5 +121,6 @@ class InternalErrorMiddleware:
         except Exception:
             logger.exception("internal error on %s %s", scope.get("method"), scope.get("path"))
             if not started:
-                await send_json(send, 500, {"detail": "internal error; the service log has the "
-                                                      "details"})
+                await send_json(
+                    send, 500, {"detail": "internal error; the service log has the details"}
+                )

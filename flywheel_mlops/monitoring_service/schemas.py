@@ -6,9 +6,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, create_model
 
-RequestId = Annotated[str, Field(
-    min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$",
-    description="The request id the predictor returned (V1 `request_id`, V2 `id`).")]
+RequestId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=256,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="The request id the predictor returned (V1 `request_id`, V2 `id`).",
+    ),
+]
 
 
 class FeedbackIn(BaseModel):
@@ -17,10 +23,15 @@ class FeedbackIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     request_id: RequestId
-    actual: Annotated[float, Field(ge=0, allow_inf_nan=False,
-                                   description="The observed value, e.g. minutes until pickup.")]
-    row: Annotated[int, Field(ge=0, lt=2**31,
-                              description="Index of the record in its request.")] = 0
+    actual: Annotated[
+        float,
+        Field(
+            ge=0, allow_inf_nan=False, description="The observed value, e.g. minutes until pickup."
+        ),
+    ]
+    row: Annotated[
+        int, Field(ge=0, lt=2**31, description="Index of the record in its request.")
+    ] = 0
 
 
 def _feedback_shape(value: Any) -> str:
@@ -30,13 +41,18 @@ def _feedback_shape(value: Any) -> str:
 def feedback_body(max_items: int) -> Any:
     """The feedback request body: one item, or `{"items": [...]}` with 1..max_items items."""
     batch = create_model(
-        "FeedbackBatch", __config__=ConfigDict(extra="forbid"),
+        "FeedbackBatch",
+        __config__=ConfigDict(extra="forbid"),
         __doc__="Several actual outcomes at once.",
-        items=(Annotated[list[FeedbackIn], Field(min_length=1, max_length=max_items)],  # type: ignore[arg-type]
-               ...))
+        items=(
+            Annotated[list[FeedbackIn], Field(min_length=1, max_length=max_items)],  # type: ignore[arg-type]
+            ...,
+        ),
+    )
     return Annotated[
         Annotated[FeedbackIn, Tag("single")] | Annotated[batch, Tag("batch")],
-        Discriminator(_feedback_shape)]
+        Discriminator(_feedback_shape),
+    ]
 
 
 class ConflictOut(BaseModel):

@@ -50,8 +50,9 @@ class _Write:
 class WriteBuffer:
     """Store writes now if the database answers, else hold them and flush them when it returns."""
 
-    def __init__(self, store: PredictionStore, metrics: ServiceMetrics, max_rows: int,
-                 max_wait: float = 5.0):
+    def __init__(
+        self, store: PredictionStore, metrics: ServiceMetrics, max_rows: int, max_wait: float = 5.0
+    ):
         """`max_rows`: rows held at most; `max_wait`: longest pause between flush attempts (s)."""
         self.store, self.metrics = store, metrics
         self.max_rows, self.max_wait = max_rows, max_wait
@@ -84,8 +85,7 @@ class WriteBuffer:
             await self._task
         self._task = None
         if self._rows:
-            logger.error("stopping with %d rows the database never took: they are lost",
-                         self._rows)
+            logger.error("stopping with %d rows the database never took: they are lost", self._rows)
 
     async def log_predictions(self, rows: list[PredictionRow]) -> bool:
         """Store prediction rows; True if written now, False if buffered. Raises BufferFull."""
@@ -121,18 +121,23 @@ class WriteBuffer:
     def _hold(self, write: _Write) -> None:
         if self._rows + len(write.rows) > self.max_rows:
             self.metrics.buffer_full.inc()
-            raise BufferFull(f"the database is unavailable and the write buffer holds "
-                             f"{self._rows} of {self.max_rows} rows; {len(write.rows)} more do "
-                             f"not fit: retry later")
+            raise BufferFull(
+                f"the database is unavailable and the write buffer holds "
+                f"{self._rows} of {self.max_rows} rows; {len(write.rows)} more do "
+                f"not fit: retry later"
+            )
         self._writes.append(write)
         self._rows += len(write.rows)
         self.metrics.buffer_rows.set(self._rows)
         self._wake.set()
 
     def _count_feedback(self, result: FeedbackResult) -> None:
-        for outcome, count in (("joined", result.joined), ("pending", result.pending),
-                               ("duplicate", result.duplicates),
-                               ("conflict", len(result.conflicts))):
+        for outcome, count in (
+            ("joined", result.joined),
+            ("pending", result.pending),
+            ("duplicate", result.duplicates),
+            ("conflict", len(result.conflicts)),
+        ):
             if count:
                 self.metrics.feedback.labels(outcome).inc(count)
 
@@ -141,8 +146,11 @@ class WriteBuffer:
         first = self._writes[0]
         rows = list(first.rows)
         taken = 1
-        while (taken < len(self._writes) and self._writes[taken].kind == first.kind
-               and len(rows) + len(self._writes[taken].rows) <= _MERGE_ROWS):
+        while (
+            taken < len(self._writes)
+            and self._writes[taken].kind == first.kind
+            and len(rows) + len(self._writes[taken].rows) <= _MERGE_ROWS
+        ):
             rows.extend(self._writes[taken].rows)
             taken += 1
         return _Write(first.kind, rows), taken
@@ -164,15 +172,20 @@ class WriteBuffer:
                 batch, taken = self._next_batch()
                 try:
                     async for attempt in AsyncRetrying(
-                            retry=retry_if_exception_type(DatabaseUnavailable),
-                            wait=wait_exponential(multiplier=0.1, max=self.max_wait),
-                            before_sleep=lambda _state: self.metrics.db_errors.inc()):
+                        retry=retry_if_exception_type(DatabaseUnavailable),
+                        wait=wait_exponential(multiplier=0.1, max=self.max_wait),
+                        before_sleep=lambda _state: self.metrics.db_errors.inc(),
+                    ):
                         with attempt:
                             await self._apply(batch)
                 except FlywheelError as error:  # refused, not unreachable: say so loudly
                     self.metrics.flush_failures.inc(len(batch.rows))
-                    logger.error("database refused %d buffered %s rows: %s", len(batch.rows),
-                                 batch.kind, error)
+                    logger.error(
+                        "database refused %d buffered %s rows: %s",
+                        len(batch.rows),
+                        batch.kind,
+                        error,
+                    )
                 for _ in range(taken):
                     self._writes.popleft()
                 self._rows -= len(batch.rows)

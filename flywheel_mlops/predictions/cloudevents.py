@@ -71,25 +71,28 @@ def _json_object(raw: bytes, what: str) -> dict[str, Any]:
     except orjson.JSONDecodeError as error:
         raise InvalidInputError(f"{what} must be JSON, got invalid JSON ({error.msg})") from error
     if not isinstance(value, dict):
-        raise InvalidInputError(f"{what} must be a JSON object, got a JSON "
-                                f"{type(value).__name__}")
+        raise InvalidInputError(f"{what} must be a JSON object, got a JSON {type(value).__name__}")
     return value
 
 
 def _event_id(value: object, where: str) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise InvalidInputError(f"{where} must be a non-empty string (the request id), "
-                                f"got {value!r}")
+        raise InvalidInputError(
+            f"{where} must be a non-empty string (the request id), got {value!r}"
+        )
     if len(value) > REQUEST_ID_MAX or not value.isprintable():
-        raise InvalidInputError(f"{where} must be at most {REQUEST_ID_MAX} printable "
-                                f"characters, got {len(value)} characters")
+        raise InvalidInputError(
+            f"{where} must be at most {REQUEST_ID_MAX} printable "
+            f"characters, got {len(value)} characters"
+        )
     return value
 
 
 def _event_kind(value: object, where: str) -> Kind:
     if value not in EVENT_TYPES:
-        raise InvalidInputError(f"{where} must be {REQUEST_TYPE!r} or {RESPONSE_TYPE!r}, "
-                                f"got {str(value)[:100]!r}")
+        raise InvalidInputError(
+            f"{where} must be {REQUEST_TYPE!r} or {RESPONSE_TYPE!r}, got {str(value)[:100]!r}"
+        )
     return "request" if value == REQUEST_TYPE else "response"
 
 
@@ -106,26 +109,40 @@ def parse_events(headers: Mapping[str, str], body: bytes) -> list[InferenceEvent
         try:
             batch = orjson.loads(body)
         except orjson.JSONDecodeError as error:
-            raise InvalidInputError(f"a CloudEvents batch must be JSON, got invalid JSON "
-                                    f"({error.msg})") from error
+            raise InvalidInputError(
+                f"a CloudEvents batch must be JSON, got invalid JSON ({error.msg})"
+            ) from error
         if not isinstance(batch, list):
-            raise InvalidInputError(f"a CloudEvents batch must be a JSON array, got a JSON "
-                                    f"{type(batch).__name__}")
-        return [_structured(item if isinstance(item, dict) else {}, f"event {index}")
-                for index, item in enumerate(batch)]
+            raise InvalidInputError(
+                f"a CloudEvents batch must be a JSON array, got a JSON {type(batch).__name__}"
+            )
+        return [
+            _structured(item if isinstance(item, dict) else {}, f"event {index}")
+            for index, item in enumerate(batch)
+        ]
     if content_type and "json" not in content_type:
-        raise UnsupportedEventError(f"event body must be JSON (content-type application/json), "
-                                    f"got content-type {content_type[:100]!r}")
+        raise UnsupportedEventError(
+            f"event body must be JSON (content-type application/json), "
+            f"got content-type {content_type[:100]!r}"
+        )
     if "ce-specversion" not in headers:
-        raise InvalidInputError("header ce-specversion is missing: expected a CloudEvent in "
-                                "binary mode (ce-* headers) or content-type " + STRUCTURED)
+        raise InvalidInputError(
+            "header ce-specversion is missing: expected a CloudEvent in "
+            "binary mode (ce-* headers) or content-type " + STRUCTURED
+        )
     kind = _event_kind(headers.get("ce-type"), "header ce-type")
     event_id = _event_id(headers.get("ce-id"), "header ce-id")
-    return [InferenceEvent(
-        id=event_id, kind=kind, body=_json_object(body, f"the {kind} body"),
-        source=headers.get("ce-source", ""),
-        extensions={name: headers[f"ce-{name}"] for name in EXTENSIONS
-                    if f"ce-{name}" in headers})]
+    return [
+        InferenceEvent(
+            id=event_id,
+            kind=kind,
+            body=_json_object(body, f"the {kind} body"),
+            source=headers.get("ce-source", ""),
+            extensions={
+                name: headers[f"ce-{name}"] for name in EXTENSIONS if f"ce-{name}" in headers
+            },
+        )
+    ]
 
 
 def _structured(event: dict[str, Any], where: str) -> InferenceEvent:
@@ -135,22 +152,34 @@ def _structured(event: dict[str, Any], where: str) -> InferenceEvent:
         try:
             data: Any = orjson.loads(base64.b64decode(str(event["data_base64"]), validate=True))
         except (ValueError, orjson.JSONDecodeError) as error:
-            raise InvalidInputError(f"{where} attribute data_base64 must be base64 of a JSON "
-                                    f"object") from error
+            raise InvalidInputError(
+                f"{where} attribute data_base64 must be base64 of a JSON object"
+            ) from error
     else:
         data = event.get("data")
     if not isinstance(data, dict):
-        raise InvalidInputError(f"{where} attribute data must be a JSON object (the {kind} "
-                                f"body), got {type(data).__name__}")
-    return InferenceEvent(id=event_id, kind=kind, body=data, source=str(event.get("source", "")),
-                          extensions={n: str(event[n]) for n in EXTENSIONS if n in event})
+        raise InvalidInputError(
+            f"{where} attribute data must be a JSON object (the {kind} "
+            f"body), got {type(data).__name__}"
+        )
+    return InferenceEvent(
+        id=event_id,
+        kind=kind,
+        body=data,
+        source=str(event.get("source", "")),
+        extensions={n: str(event[n]) for n in EXTENSIONS if n in event},
+    )
 
 
 def event_headers(request_id: str, kind: Kind, source: str, service: str = "") -> dict[str, str]:
     """The binary-mode headers KServe's logger sends for one half of a call."""
-    headers = {"ce-specversion": "1.0", "ce-id": request_id, "ce-source": source,
-               "ce-type": REQUEST_TYPE if kind == "request" else RESPONSE_TYPE,
-               "content-type": "application/json"}
+    headers = {
+        "ce-specversion": "1.0",
+        "ce-id": request_id,
+        "ce-source": source,
+        "ce-type": REQUEST_TYPE if kind == "request" else RESPONSE_TYPE,
+        "content-type": "application/json",
+    }
     if service:
         headers["ce-inferenceservicename"] = service
     return headers
@@ -216,22 +245,29 @@ def request_records(body: dict[str, Any]) -> list[dict[str, Any]]:
     if "instances" in body or ("inputs" in body and not _is_v2_inputs(body["inputs"])):
         instances = body.get("instances", body.get("inputs"))
         if not isinstance(instances, list):
-            raise InvalidInputError(f"request instances must be a list of records, got "
-                                    f"{type(instances).__name__}")
+            raise InvalidInputError(
+                f"request instances must be a list of records, got {type(instances).__name__}"
+            )
         for index, record in enumerate(instances):
             if not isinstance(record, dict):
-                raise InvalidInputError(f"request instance {index} must be an object of "
-                                        f"feature values, got {type(record).__name__}")
+                raise InvalidInputError(
+                    f"request instance {index} must be an object of "
+                    f"feature values, got {type(record).__name__}"
+                )
         return instances
     if "inputs" in body:
         return _v2_records(body["inputs"])
-    raise InvalidInputError("request body must hold 'instances' (V1) or 'inputs' (V2), got keys "
-                            f"{sorted(body)[:10]}")
+    raise InvalidInputError(
+        f"request body must hold 'instances' (V1) or 'inputs' (V2), got keys {sorted(body)[:10]}"
+    )
 
 
 def _is_v2_inputs(inputs: Any) -> bool:
-    return (isinstance(inputs, list) and bool(inputs)
-            and all(isinstance(i, dict) and "name" in i and "data" in i for i in inputs))
+    return (
+        isinstance(inputs, list)
+        and bool(inputs)
+        and all(isinstance(i, dict) and "name" in i and "data" in i for i in inputs)
+    )
 
 
 def _v2_records(inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -239,13 +275,17 @@ def _v2_records(inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows: int | None = None
     for tensor in inputs:
         name, data, shape = str(tensor["name"]), _flat(tensor["data"]), tensor.get("shape")
-        n = shape[0] if isinstance(shape, list) and shape and isinstance(shape[0], int) else len(
-            data)
+        n = (
+            shape[0]
+            if isinstance(shape, list) and shape and isinstance(shape[0], int)
+            else len(data)
+        )
         if not 0 <= n <= len(data) or (n == 0 and data):
             raise InvalidInputError(f"V2 input {name!r} has {len(data)} values for shape {shape}")
         if rows is not None and n != rows:
-            raise InvalidInputError(f"V2 input {name!r} has {n} rows, expected {rows} like the "
-                                    f"inputs before it")
+            raise InvalidInputError(
+                f"V2 input {name!r} has {n} rows, expected {rows} like the inputs before it"
+            )
         rows = n
         if n and len(data) == n:
             columns[name] = data
@@ -264,18 +304,25 @@ def response_predictions(body: dict[str, Any]) -> list[float]:
         values, where = _flat(body["predictions"]), "response predictions"
     elif isinstance(body.get("outputs"), list) and body["outputs"]:
         outputs = [o for o in body["outputs"] if isinstance(o, dict)]
-        chosen = next((o for o in outputs if o.get("name") == "predictions"),
-                      outputs[0] if outputs else {})
+        chosen = next(
+            (o for o in outputs if o.get("name") == "predictions"), outputs[0] if outputs else {}
+        )
         values, where = _flat(chosen.get("data", [])), f"V2 output {chosen.get('name')!r}"
     else:
-        raise InvalidInputError("response body must hold 'predictions' (V1) or 'outputs' (V2), "
-                                f"got keys {sorted(body)[:10]}")
+        raise InvalidInputError(
+            "response body must hold 'predictions' (V1) or 'outputs' (V2), "
+            f"got keys {sorted(body)[:10]}"
+        )
     numbers = []
     for index, value in enumerate(values):
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(
-                value):
-            raise InvalidInputError(f"{where} must be finite numbers, got {str(value)[:40]!r} "
-                                    f"at position {index}")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            raise InvalidInputError(
+                f"{where} must be finite numbers, got {str(value)[:40]!r} at position {index}"
+            )
         numbers.append(float(value))
     return numbers
 
@@ -290,13 +337,29 @@ def exchange_rows(exchange: Exchange, default_model_name: str) -> list[Predictio
     records = request_records(request)
     predicted = response_predictions(response)
     if len(records) != len(predicted):
-        raise InvalidInputError(f"request {exchange.request.id!r} has {len(records)} records but "
-                                f"its response has {len(predicted)} predictions")
-    request_id = _event_id(response.get("request_id") or response.get("id") or request.get("id")
-                           or exchange.request.id, "the response's request id")
-    model_name = str(response.get("model_name") or exchange.request.inference_service
-                     or default_model_name)
+        raise InvalidInputError(
+            f"request {exchange.request.id!r} has {len(records)} records but "
+            f"its response has {len(predicted)} predictions"
+        )
+    request_id = _event_id(
+        response.get("request_id")
+        or response.get("id")
+        or request.get("id")
+        or exchange.request.id,
+        "the response's request id",
+    )
+    model_name = str(
+        response.get("model_name") or exchange.request.inference_service or default_model_name
+    )
     model_version = str(response.get("model_version") or "unknown")
-    return [PredictionRow(request_id=request_id, row=index, model_name=model_name,
-                          model_version=model_version, features=record, prediction=prediction)
-            for index, (record, prediction) in enumerate(zip(records, predicted, strict=True))]
+    return [
+        PredictionRow(
+            request_id=request_id,
+            row=index,
+            model_name=model_name,
+            model_version=model_version,
+            features=record,
+            prediction=prediction,
+        )
+        for index, (record, prediction) in enumerate(zip(records, predicted, strict=True))
+    ]

@@ -54,9 +54,19 @@ class PayloadLogger:
     `payloads.log(...)` from the same loop.
     """
 
-    def __init__(self, url: str, *, source: str = "flywheel-predictor", service: str = "",
-                 token: str = "", max_queue: int = 10_000, batch_size: int = 100,
-                 timeout: float = 5.0, attempts: int = 8, max_wait: float = 10.0):
+    def __init__(
+        self,
+        url: str,
+        *,
+        source: str = "flywheel-predictor",
+        service: str = "",
+        token: str = "",
+        max_queue: int = 10_000,
+        batch_size: int = 100,
+        timeout: float = 5.0,
+        attempts: int = 8,
+        max_wait: float = 10.0,
+    ):
         """`url`: the monitoring service base URL (or its /v1/events URL).
 
         `source` / `service`: the events' `source` and `inferenceservicename`; `token`: bearer
@@ -77,8 +87,12 @@ class PayloadLogger:
         await self.start()
         return self
 
-    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                        trace: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
         await self.stop()
 
     async def start(self) -> None:
@@ -92,8 +106,9 @@ class PayloadLogger:
         self._client = httpx.AsyncClient(timeout=self.timeout, headers=headers)
         self._task = asyncio.create_task(self._run(), name="flywheel-payload-logger")
 
-    def log(self, request_id: str, request_body: dict[str, Any],
-            response_body: dict[str, Any]) -> bool:
+    def log(
+        self, request_id: str, request_body: dict[str, Any], response_body: dict[str, Any]
+    ) -> bool:
         """Queue one call without waiting; False (counted and logged) when the queue is full."""
         if self._queue is None:
             raise RuntimeError("PayloadLogger.log called before start()")
@@ -101,8 +116,11 @@ class PayloadLogger:
             self._queue.put_nowait((request_id, request_body, response_body))
         except asyncio.QueueFull:
             self.stats.dropped_queue_full += 1
-            logger.warning("payload logger queue full (%d calls): request %s not logged",
-                           self.max_queue, request_id)
+            logger.warning(
+                "payload logger queue full (%d calls): request %s not logged",
+                self.max_queue,
+                request_id,
+            )
             return False
         self.stats.queued += 1
         return True
@@ -144,9 +162,14 @@ class PayloadLogger:
         events = []
         for request_id, request_body, response_body in batch:
             for kind, body in ((REQUEST_TYPE, request_body), (RESPONSE_TYPE, response_body)):
-                event = {"specversion": "1.0", "id": request_id, "type": kind,
-                         "source": self.source, "datacontenttype": "application/json",
-                         "data": body}
+                event = {
+                    "specversion": "1.0",
+                    "id": request_id,
+                    "type": kind,
+                    "source": self.source,
+                    "datacontenttype": "application/json",
+                    "data": body,
+                }
                 if self.service:
                     event["inferenceservicename"] = self.service
                 events.append(event)
@@ -163,8 +186,11 @@ class PayloadLogger:
         assert self._client is not None
         body = self._events(batch)
         async for attempt in AsyncRetrying(
-                retry=retry_if_exception_type(_Retryable), wait=self._wait,
-                stop=stop_after_attempt(self.attempts), reraise=True):
+            retry=retry_if_exception_type(_Retryable),
+            wait=self._wait,
+            stop=stop_after_attempt(self.attempts),
+            reraise=True,
+        ):
             with attempt:
                 try:
                     response = await self._client.post(self.url, content=body)
@@ -172,8 +198,12 @@ class PayloadLogger:
                     raise _Retryable(f"{type(error).__name__} posting to {self.url}") from error
                 if response.status_code in (429, 502, 503, 504):
                     retry_after = response.headers.get("retry-after", "")
-                    raise _Retryable(f"{self.url} answered {response.status_code}",
-                                     float(retry_after) if retry_after.isdigit() else None)
+                    raise _Retryable(
+                        f"{self.url} answered {response.status_code}",
+                        float(retry_after) if retry_after.isdigit() else None,
+                    )
                 if response.status_code >= 400:
-                    raise RuntimeError(f"{self.url} refused the batch with "
-                                       f"{response.status_code}: {response.text[:300]}")
+                    raise RuntimeError(
+                        f"{self.url} refused the batch with "
+                        f"{response.status_code}: {response.text[:300]}"
+                    )

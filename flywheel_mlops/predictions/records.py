@@ -40,8 +40,10 @@ class FeedbackConflict:
 
     def message(self) -> str:
         """A sentence naming the key and both values."""
-        return (f"request_id {self.request_id!r} row {self.row} already has actual "
-                f"{self.stored}, got {self.received}; the stored value is kept")
+        return (
+            f"request_id {self.request_id!r} row {self.row} already has actual "
+            f"{self.stored}, got {self.received}; the stored value is kept"
+        )
 
 
 @dataclass

@@ -42,8 +42,7 @@ class DatabaseUnavailable(FlywheelError):
 
 def _json_dumps(value: Any) -> str:
     # orjson writes NaN/inf as null (PostgreSQL's json rejects NaN) and understands numpy types.
-    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
-                        ).decode()
+    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS).decode()
 
 
 def make_engine(url: str) -> Engine:
@@ -54,8 +53,12 @@ def make_engine(url: str) -> Engine:
     if backend == "postgresql":
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
-        options |= {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 5,
-                    "connect_args": {"connect_timeout": 5}}
+        options |= {
+            "pool_pre_ping": True,
+            "pool_size": 5,
+            "max_overflow": 5,
+            "connect_args": {"connect_timeout": 5},
+        }
         return create_engine(parsed, **options)
     if backend == "sqlite":
         memory = parsed.database in (None, "", ":memory:")
@@ -79,19 +82,24 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def check_key(request_id: object, row: object, where: str) -> None:
     """Raise InvalidInputError unless `request_id` is a storable id and `row` an index >= 0."""
     if not isinstance(request_id, str) or not request_id:
-        raise InvalidInputError(f"request_id must be a non-empty string, got {request_id!r} "
-                                f"in {where}")
+        raise InvalidInputError(
+            f"request_id must be a non-empty string, got {request_id!r} in {where}"
+        )
     if len(request_id) > REQUEST_ID_MAX or "\x00" in request_id:
-        raise InvalidInputError(f"request_id must be at most {REQUEST_ID_MAX} characters without "
-                                f"NUL, got {len(request_id)} characters in {where}")
+        raise InvalidInputError(
+            f"request_id must be at most {REQUEST_ID_MAX} characters without "
+            f"NUL, got {len(request_id)} characters in {where}"
+        )
     if isinstance(row, bool) or not isinstance(row, int) or not 0 <= row < 2**31:
         raise InvalidInputError(f"row must be an integer in [0, 2**31), got {row!r} in {where}")
 
 
 def _check_text(value: object, name: str, where: str) -> None:
     if not isinstance(value, str) or "\x00" in value or len(value) > 256:
-        raise InvalidInputError(f"{name} must be a string of at most 256 characters without NUL, "
-                                f"got {str(value)[:40]!r} in {where}")
+        raise InvalidInputError(
+            f"{name} must be a string of at most 256 characters without NUL, "
+            f"got {str(value)[:40]!r} in {where}"
+        )
 
 
 def _same(a: float, b: float) -> bool:
@@ -166,13 +174,16 @@ class PredictionStore:
         insert: Any
         if self.engine.dialect.name == "postgresql":
             from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
             insert = postgresql_insert
         elif self._sqlite:
             from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
             insert = sqlite_insert
         else:
-            raise InvalidInputError(f"the prediction log supports sqlite and postgresql, got "
-                                    f"{self.engine.dialect.name}")
+            raise InvalidInputError(
+                f"the prediction log supports sqlite and postgresql, got {self.engine.dialect.name}"
+            )
         return insert(table).on_conflict_do_nothing(index_elements=["request_id", "row"])
 
     # -- writing --------------------------------------------------------------------------
@@ -196,16 +207,26 @@ class PredictionStore:
             _check_text(row.model_version, "model_version", where)
             prediction = float(row.prediction)
             if not math.isfinite(prediction):
-                raise InvalidInputError(f"prediction must be a finite number, got {prediction} "
-                                        f"in {where}")
-            params.setdefault((row.request_id, row.row), {
-                "request_id": row.request_id, "row": row.row, "model_name": row.model_name,
-                "model_version": row.model_version, "features": row.features,
-                "prediction": prediction, "logged_at": self._time(row.logged_at or now)})
+                raise InvalidInputError(
+                    f"prediction must be a finite number, got {prediction} in {where}"
+                )
+            params.setdefault(
+                (row.request_id, row.row),
+                {
+                    "request_id": row.request_id,
+                    "row": row.row,
+                    "model_name": row.model_name,
+                    "model_version": row.model_version,
+                    "features": row.features,
+                    "prediction": prediction,
+                    "logged_at": self._time(row.logged_at or now),
+                },
+            )
         if not params:
             return 0
         statement = self._insert_ignoring_duplicates(predictions).returning(
-            predictions.c.request_id)
+            predictions.c.request_id
+        )
         with self._begin() as connection:
             return len(connection.execute(statement, list(params.values())).all())
 
@@ -220,8 +241,9 @@ class PredictionStore:
         for index, item in enumerate(items):
             check_key(item.request_id, item.row, f"feedback item {index}")
             if not math.isfinite(item.actual):
-                raise InvalidInputError(f"actual must be a finite number, got {item.actual} in "
-                                        f"feedback item {index}")
+                raise InvalidInputError(
+                    f"actual must be a finite number, got {item.actual} in feedback item {index}"
+                )
         result = FeedbackResult()
         if not items:
             return result
@@ -238,14 +260,28 @@ class PredictionStore:
                     result.duplicates += 1
                 else:
                     result.conflicts.append(
-                        FeedbackConflict(item.request_id, item.row, previous, item.actual))
+                        FeedbackConflict(item.request_id, item.row, previous, item.actual)
+                    )
             if not fresh:
                 return result
             statement = self._insert_ignoring_duplicates(feedback).returning(
-                feedback.c.request_id, feedback.c.row)
-            inserted = {(str(r[0]), int(r[1])) for r in connection.execute(statement, [
-                {"request_id": i.request_id, "row": i.row, "actual": float(i.actual),
-                 "received_at": received_at} for i in fresh.values()]).all()}
+                feedback.c.request_id, feedback.c.row
+            )
+            inserted = {
+                (str(r[0]), int(r[1]))
+                for r in connection.execute(
+                    statement,
+                    [
+                        {
+                            "request_id": i.request_id,
+                            "row": i.row,
+                            "actual": float(i.actual),
+                            "received_at": received_at,
+                        }
+                        for i in fresh.values()
+                    ],
+                ).all()
+            }
             raced = [item for key, item in fresh.items() if key not in inserted]
             if raced:  # another writer stored these keys between our read and our insert
                 now_stored = self._stored_actuals(connection, {i.request_id for i in raced})
@@ -255,35 +291,44 @@ class PredictionStore:
                         result.duplicates += 1
                     else:
                         result.conflicts.append(
-                            FeedbackConflict(item.request_id, item.row, previous, item.actual))
+                            FeedbackConflict(item.request_id, item.row, previous, item.actual)
+                        )
             predicted = self._predicted_keys(connection, {k[0] for k in inserted})
             result.joined += sum(1 for key in inserted if key in predicted)
             result.pending += sum(1 for key in inserted if key not in predicted)
         return result
 
-    def _stored_actuals(self, connection: Connection, request_ids: set[str]
-                        ) -> dict[tuple[str, int], float]:
+    def _stored_actuals(
+        self, connection: Connection, request_ids: set[str]
+    ) -> dict[tuple[str, int], float]:
         found: dict[tuple[str, int], float] = {}
         for chunk in _chunks(sorted(request_ids), _KEY_CHUNK):
             rows = connection.execute(
-                select(feedback.c.request_id, feedback.c.row, feedback.c.actual)
-                .where(feedback.c.request_id.in_(chunk)))
+                select(feedback.c.request_id, feedback.c.row, feedback.c.actual).where(
+                    feedback.c.request_id.in_(chunk)
+                )
+            )
             found.update({(r.request_id, r.row): r.actual for r in rows})
         return found
 
-    def _predicted_keys(self, connection: Connection, request_ids: set[str]
-                        ) -> set[tuple[str, int]]:
+    def _predicted_keys(
+        self, connection: Connection, request_ids: set[str]
+    ) -> set[tuple[str, int]]:
         found: set[tuple[str, int]] = set()
         for chunk in _chunks(sorted(request_ids), _KEY_CHUNK):
-            rows = connection.execute(select(predictions.c.request_id, predictions.c.row)
-                                      .where(predictions.c.request_id.in_(chunk)))
+            rows = connection.execute(
+                select(predictions.c.request_id, predictions.c.row).where(
+                    predictions.c.request_id.in_(chunk)
+                )
+            )
             found.update((r.request_id, r.row) for r in rows)
         return found
 
     # -- reading --------------------------------------------------------------------------
 
-    def _window_filter(self, start: datetime | None, end: datetime | None,
-                       model_name: str | None) -> list[Any]:
+    def _window_filter(
+        self, start: datetime | None, end: datetime | None, model_name: str | None
+    ) -> list[Any]:
         conditions = []
         if start is not None:
             conditions.append(predictions.c.logged_at >= self._time(start))
@@ -293,8 +338,13 @@ class PredictionStore:
             conditions.append(predictions.c.model_name == model_name)
         return conditions
 
-    def window(self, start: datetime | None, end: datetime | None,
-               model_name: str | None = None, chunk_rows: int = _READ_CHUNK) -> pd.DataFrame:
+    def window(
+        self,
+        start: datetime | None,
+        end: datetime | None,
+        model_name: str | None = None,
+        chunk_rows: int = _READ_CHUNK,
+    ) -> pd.DataFrame:
         """One row per prediction logged in [start, end), oldest first.
 
         Columns: request_id, row, model_version, logged_at (UTC), one column per feature of the
@@ -303,53 +353,93 @@ class PredictionStore:
         in chunks of `chunk_rows`, so a window of a million rows does not hold the driver's
         copy and the frame at once. None for start or end leaves that side open.
         """
-        joined = predictions.outerjoin(feedback, and_(
-            feedback.c.request_id == predictions.c.request_id,
-            feedback.c.row == predictions.c.row))
+        joined = predictions.outerjoin(
+            feedback,
+            and_(
+                feedback.c.request_id == predictions.c.request_id,
+                feedback.c.row == predictions.c.row,
+            ),
+        )
         statement = (
-            select(predictions.c.request_id, predictions.c.row, predictions.c.model_version,
-                   predictions.c.logged_at, cast(predictions.c.features, Text).label("features"),
-                   predictions.c.prediction, feedback.c.actual)
+            select(
+                predictions.c.request_id,
+                predictions.c.row,
+                predictions.c.model_version,
+                predictions.c.logged_at,
+                cast(predictions.c.features, Text).label("features"),
+                predictions.c.prediction,
+                feedback.c.actual,
+            )
             .select_from(joined)
             .where(*self._window_filter(start, end, model_name))
-            .order_by(predictions.c.logged_at, predictions.c.request_id, predictions.c.row))
+            .order_by(predictions.c.logged_at, predictions.c.request_id, predictions.c.row)
+        )
         parts: list[pd.DataFrame] = []
         with self._unavailable_as_error():
             self.ensure_schema()
             with self.engine.connect() as connection:
                 result = connection.execution_options(
-                    stream_results=True, yield_per=chunk_rows).execute(statement)
+                    stream_results=True, yield_per=chunk_rows
+                ).execute(statement)
                 for chunk in result.partitions():
                     parts.append(_frame(chunk))
         if not parts:
             return _frame([])
         frame = pd.concat(parts, ignore_index=True, sort=False) if len(parts) > 1 else parts[0]
-        ordered = [*BASE_COLUMNS,
-                   *[c for c in frame.columns if c not in (*BASE_COLUMNS, "prediction", "actual")],
-                   "prediction", "actual"]
+        ordered = [
+            *BASE_COLUMNS,
+            *[c for c in frame.columns if c not in (*BASE_COLUMNS, "prediction", "actual")],
+            "prediction",
+            "actual",
+        ]
         return frame[ordered]
 
-    def labelled_count(self, start: datetime | None = None, end: datetime | None = None,
-                       model_name: str | None = None) -> int:
+    def labelled_count(
+        self,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        model_name: str | None = None,
+    ) -> int:
         """How many predictions in [start, end) have their actual outcome."""
-        statement = (select(func.count()).select_from(predictions.join(feedback, and_(
-            feedback.c.request_id == predictions.c.request_id,
-            feedback.c.row == predictions.c.row)))
-            .where(*self._window_filter(start, end, model_name)))
+        statement = (
+            select(func.count())
+            .select_from(
+                predictions.join(
+                    feedback,
+                    and_(
+                        feedback.c.request_id == predictions.c.request_id,
+                        feedback.c.row == predictions.c.row,
+                    ),
+                )
+            )
+            .where(*self._window_filter(start, end, model_name))
+        )
         with self._begin() as connection:
             return int(connection.execute(statement).scalar_one())
 
     def counts(self) -> dict[str, int]:
         """Rows in the log: predictions, feedback, and pending feedback (no prediction yet)."""
-        pending = (select(func.count()).select_from(feedback.outerjoin(predictions, and_(
-            feedback.c.request_id == predictions.c.request_id,
-            feedback.c.row == predictions.c.row))).where(predictions.c.request_id.is_(None)))
+        pending = (
+            select(func.count())
+            .select_from(
+                feedback.outerjoin(
+                    predictions,
+                    and_(
+                        feedback.c.request_id == predictions.c.request_id,
+                        feedback.c.row == predictions.c.row,
+                    ),
+                )
+            )
+            .where(predictions.c.request_id.is_(None))
+        )
         with self._begin() as connection:
             return {
-                "predictions": int(connection.execute(
-                    select(func.count()).select_from(predictions)).scalar_one()),
-                "feedback": int(connection.execute(
-                    select(func.count()).select_from(feedback)).scalar_one()),
+                "predictions": int(
+                    connection.execute(select(func.count()).select_from(predictions)).scalar_one()
+                ),
+                "feedback": int(
+                    connection.execute(select(func.count()).select_from(feedback)).scalar_one()
+                ),
                 "pending": int(connection.execute(pending).scalar_one()),
             }
 
@@ -360,7 +450,7 @@ class PredictionStore:
 
 def _chunks(values: Sequence[str], size: int) -> Iterator[Sequence[str]]:
     for start in range(0, len(values), size):
-        yield values[start:start + size]
+        yield values[start : start + size]
 
 
 def _frame(rows: Sequence[Any]) -> pd.DataFrame:
@@ -368,10 +458,18 @@ def _frame(rows: Sequence[Any]) -> pd.DataFrame:
     columns = [*BASE_COLUMNS, "features", "prediction", "actual"]
     raw = pd.DataFrame.from_records(rows, columns=columns)
     records = [orjson.loads(value) if value else {} for value in raw["features"]]
-    features = pd.DataFrame.from_records(records, index=raw.index) if records else pd.DataFrame(
-        index=raw.index)
-    features = features.rename(columns={c: f"features.{c}" for c in features.columns
-                                        if c in (*BASE_COLUMNS, "prediction", "actual")})
+    features = (
+        pd.DataFrame.from_records(records, index=raw.index)
+        if records
+        else pd.DataFrame(index=raw.index)
+    )
+    features = features.rename(
+        columns={
+            c: f"features.{c}"
+            for c in features.columns
+            if c in (*BASE_COLUMNS, "prediction", "actual")
+        }
+    )
     frame = pd.concat([raw[list(BASE_COLUMNS)], features, raw[["prediction", "actual"]]], axis=1)
     frame["row"] = frame["row"].astype(np.int64)
     frame["logged_at"] = pd.to_datetime(frame["logged_at"], utc=True)

@@ -81,11 +81,19 @@ class ServiceThread:
         self.app = create_app(settings)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on",
-            timeout_graceful_shutdown=5))
-        self.thread = threading.Thread(target=self.server.run, name=f"service-{self.port}",
-                                       daemon=True)
+        self.server = uvicorn.Server(
+            uvicorn.Config(
+                self.app,
+                host="127.0.0.1",
+                port=self.port,
+                log_level="warning",
+                lifespan="on",
+                timeout_graceful_shutdown=5,
+            )
+        )
+        self.thread = threading.Thread(
+            target=self.server.run, name=f"service-{self.port}", daemon=True
+        )
 
     def start(self, timeout: float = 20.0) -> None:
         """Run the server and wait until /healthz answers."""

@@ -11,7 +11,7 @@ import pytest
 from flywheel_mlops.predictions import PredictionStore
 from flywheel_mlops.predictions.cloudevents import event_headers
 from flywheel_mlops.predictions.payload_logger import PayloadLogger
-from tests.integration.pg_fixtures import (  # noqa: F401 (fixtures used by name)
+from tests.integration.pg_fixtures import (
     ServiceFactory,
     postgres_bin,
     postgres_server,
@@ -22,25 +22,36 @@ from tests.integration.pg_fixtures import (  # noqa: F401 (fixtures used by name
 
 pytestmark = pytest.mark.integration
 
-V1_REQUEST = {"instances": [{"zone": "Z01", "distance_km": 2.5}, {"zone": "Z02",
-                                                                 "distance_km": 7.0}]}
+V1_REQUEST = {
+    "instances": [{"zone": "Z01", "distance_km": 2.5}, {"zone": "Z02", "distance_km": 7.0}]
+}
 V1_RESPONSE = {"predictions": [8.5, 17.25], "model_version": "v0001", "request_id": "call-a"}
-V2_REQUEST = {"inputs": [
-    {"name": "zone", "shape": [1], "datatype": "BYTES", "data": ["Z03"]},
-    {"name": "distance_km", "shape": [1], "datatype": "FP64", "data": [4.0]}]}
-V2_RESPONSE = {"model_name": "pickup-eta", "model_version": "v0002", "id": "call-b",
-               "outputs": [{"name": "predictions", "shape": [1], "datatype": "FP64",
-                            "data": [12.0]}]}
+V2_REQUEST = {
+    "inputs": [
+        {"name": "zone", "shape": [1], "datatype": "BYTES", "data": ["Z03"]},
+        {"name": "distance_km", "shape": [1], "datatype": "FP64", "data": [4.0]},
+    ]
+}
+V2_RESPONSE = {
+    "model_name": "pickup-eta",
+    "model_version": "v0002",
+    "id": "call-b",
+    "outputs": [{"name": "predictions", "shape": [1], "datatype": "FP64", "data": [12.0]}],
+}
 
 
 def post_event(client: httpx.Client, kind: str, event_id: str, body: dict) -> httpx.Response:
     """One binary-mode CloudEvent, as KServe's logger agent sends it."""
-    return client.post("/v1/events", content=orjson.dumps(body),
-                       headers=event_headers(event_id, kind, "http://localhost:9081/"))  # type: ignore[arg-type]
+    return client.post(
+        "/v1/events",
+        content=orjson.dumps(body),
+        headers=event_headers(event_id, kind, "http://localhost:9081/"),
+    )  # type: ignore[arg-type]
 
 
 def test_events_and_feedback_in_give_the_window_out(
-        start_service: ServiceFactory, store_url: str) -> None:  # noqa: F811
+    start_service: ServiceFactory, store_url: str
+) -> None:
     service = start_service(database_url=store_url)
     with httpx.Client(base_url=service.url, timeout=10) as client:
         early = client.post("/v1/feedback", json={"request_id": "call-b", "actual": 14.0})
@@ -51,9 +62,15 @@ def test_events_and_feedback_in_give_the_window_out(
         assert post_event(client, "request", "ce-a", V1_REQUEST).json()["rows"] == 2
         assert post_event(client, "request", "ce-b", V2_REQUEST).json()["waiting"] == 1
         assert post_event(client, "response", "ce-b", V2_RESPONSE).json()["rows"] == 1
-        batch = client.post("/v1/feedback", json={"items": [
-            {"request_id": "call-a", "actual": 9.0}, {"request_id": "call-a", "row": 1,
-                                                      "actual": 16.0}]})
+        batch = client.post(
+            "/v1/feedback",
+            json={
+                "items": [
+                    {"request_id": "call-a", "actual": 9.0},
+                    {"request_id": "call-a", "row": 1, "actual": 16.0},
+                ]
+            },
+        )
         assert (batch.status_code, batch.json()["joined"]) == (200, 2)
         again = client.post("/v1/feedback", json={"request_id": "call-a", "actual": 9.0})
         assert (again.status_code, again.json()["duplicates"]) == (200, 1)
@@ -69,19 +86,26 @@ def test_events_and_feedback_in_give_the_window_out(
     frame = store.window(None, None)
     store.close()
     assert sorted(zip(frame["request_id"], frame["row"], frame["actual"], strict=True)) == [
-        ("call-a", 0, 9.0), ("call-a", 1, 16.0), ("call-b", 0, 14.0)]
+        ("call-a", 0, 9.0),
+        ("call-a", 1, 16.0),
+        ("call-b", 0, 14.0),
+    ]
     assert frame.set_index("request_id").loc["call-b", "zone"] == "Z03"
 
 
 def test_the_payload_logger_delivers_every_call(
-        start_service: ServiceFactory, store_url: str) -> None:  # noqa: F811
+    start_service: ServiceFactory, store_url: str
+) -> None:
     service = start_service(database_url=store_url)
 
     async def send() -> None:
         async with PayloadLogger(service.url, batch_size=16) as payloads:
             for i in range(100):
-                response = {"predictions": [float(i)], "model_version": "v0001",
-                            "request_id": f"p{i}"}
+                response = {
+                    "predictions": [float(i)],
+                    "model_version": "v0001",
+                    "request_id": f"p{i}",
+                }
                 assert payloads.log(f"p{i}", {"instances": [{"x": i}]}, response)
         assert payloads.stats.sent == 100
         assert payloads.stats.failed == payloads.stats.dropped_queue_full == 0
@@ -92,19 +116,25 @@ def test_the_payload_logger_delivers_every_call(
     store.close()
 
 
-@pytest.mark.parametrize(("headers", "status"), [
-    ({}, 401),
-    ({"authorization": "Bearer wrong"}, 401),
-    ({"authorization": "Basic c2VjcmV0"}, 401),
-    ({"authorization": "Bearer s3cret-token"}, 202),
-])
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({}, 401),
+        ({"authorization": "Bearer wrong"}, 401),
+        ({"authorization": "Basic c2VjcmV0"}, 401),
+        ({"authorization": "Bearer s3cret-token"}, 202),
+    ],
+)
 def test_a_configured_token_is_required_on_v1_but_not_on_health(
-        start_service: ServiceFactory, tmp_path, headers: dict[str, str], status: int) -> None:  # noqa: F811
-    service = start_service(database_url=f"sqlite:///{tmp_path / 'log.sqlite'}",
-                            api_token="s3cret-token")
+    start_service: ServiceFactory, tmp_path, headers: dict[str, str], status: int
+) -> None:
+    service = start_service(
+        database_url=f"sqlite:///{tmp_path / 'log.sqlite'}", api_token="s3cret-token"
+    )
     with httpx.Client(base_url=service.url, timeout=10) as client:
-        answer = client.post("/v1/feedback", json={"request_id": "x", "actual": 1.0},
-                             headers=headers)
+        answer = client.post(
+            "/v1/feedback", json={"request_id": "x", "actual": 1.0}, headers=headers
+        )
         assert answer.status_code == status
         if status == 401:
             assert answer.headers["www-authenticate"].startswith("Bearer")
@@ -115,32 +145,45 @@ def test_a_configured_token_is_required_on_v1_but_not_on_health(
 
 @pytest.mark.parametrize("path", ["/v1/feedback", "/v1/events"])
 @pytest.mark.parametrize("chunked", [False, True])
-def test_a_body_over_the_limit_gets_413(start_service: ServiceFactory, tmp_path, path: str,  # noqa: F811
-                                        chunked: bool) -> None:
-    service = start_service(database_url=f"sqlite:///{tmp_path / 'log.sqlite'}",
-                            max_body_bytes=4096)
-    body = orjson.dumps({"items": [{"request_id": f"id-{i}", "actual": 1.0}
-                                   for i in range(400)]})
+def test_a_body_over_the_limit_gets_413(
+    start_service: ServiceFactory,
+    tmp_path,
+    path: str,
+    chunked: bool,
+) -> None:
+    service = start_service(
+        database_url=f"sqlite:///{tmp_path / 'log.sqlite'}", max_body_bytes=4096
+    )
+    body = orjson.dumps({"items": [{"request_id": f"id-{i}", "actual": 1.0} for i in range(400)]})
     content = iter([body[:3000], body[3000:]]) if chunked else body
-    answer = httpx.post(service.url + path, content=content, timeout=10,
-                        headers={"content-type": "application/json"})
+    answer = httpx.post(
+        service.url + path,
+        content=content,
+        timeout=10,
+        headers={"content-type": "application/json"},
+    )
     assert answer.status_code == 413
     assert "at most 4096 bytes" in answer.json()["detail"]
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"request_id": "a", "actual": -1}, "actual"),
-    ({"request_id": "a", "actual": 1, "row": -2}, "row"),
-    ({"request_id": "", "actual": 1}, "request_id"),
-    ({"actual": 1}, "request_id"),
-    ({"request_id": "a", "actual": 1, "colour": "red"}, "colour"),
-    ({"items": []}, "items"),
-    ({"items": [{"request_id": "a", "actual": 1}] * 11}, "items"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"request_id": "a", "actual": -1}, "actual"),
+        ({"request_id": "a", "actual": 1, "row": -2}, "row"),
+        ({"request_id": "", "actual": 1}, "request_id"),
+        ({"actual": 1}, "request_id"),
+        ({"request_id": "a", "actual": 1, "colour": "red"}, "colour"),
+        ({"items": []}, "items"),
+        ({"items": [{"request_id": "a", "actual": 1}] * 11}, "items"),
+    ],
+)
 def test_bad_feedback_gets_a_4xx_naming_the_field(
-        start_service: ServiceFactory, tmp_path, body: dict, field: str) -> None:  # noqa: F811
-    service = start_service(database_url=f"sqlite:///{tmp_path / 'log.sqlite'}",
-                            max_feedback_items=10)
+    start_service: ServiceFactory, tmp_path, body: dict, field: str
+) -> None:
+    service = start_service(
+        database_url=f"sqlite:///{tmp_path / 'log.sqlite'}", max_feedback_items=10
+    )
     answer = httpx.post(service.url + "/v1/feedback", json=body, timeout=10)
     assert answer.status_code == 422
     assert answer.json()["detail"].startswith(field)

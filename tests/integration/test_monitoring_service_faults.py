@@ -10,7 +10,7 @@ import pytest
 
 from flywheel_mlops.predictions import PredictionStore
 from flywheel_mlops.predictions.cloudevents import event_headers
-from tests.integration.pg_fixtures import (  # noqa: F401 (fixtures used by name)
+from tests.integration.pg_fixtures import (
     ServiceFactory,
     own_postgres,
     postgres_bin,
@@ -24,13 +24,23 @@ pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 def send_call(client: httpx.Client, i: int) -> list[int]:
     """One predicted call of two records (request and response events) and feedback for row 0."""
     statuses = []
-    for kind, body in (("request", {"instances": [{"x": i, "zone": "Z01"}, {"x": -i}]}),
-                       ("response", {"predictions": [float(i), 1.0], "model_version": "v0001",
-                                     "request_id": f"call-{i}"})):
-        statuses.append(client.post("/v1/events", content=orjson.dumps(body),
-                                    headers=event_headers(f"ce-{i}", kind, "test")).status_code)  # type: ignore[arg-type]
-    statuses.append(client.post("/v1/feedback", json={"request_id": f"call-{i}",
-                                                      "actual": i + 0.5}).status_code)
+    for kind, body in (
+        ("request", {"instances": [{"x": i, "zone": "Z01"}, {"x": -i}]}),
+        (
+            "response",
+            {"predictions": [float(i), 1.0], "model_version": "v0001", "request_id": f"call-{i}"},
+        ),
+    ):
+        statuses.append(
+            client.post(
+                "/v1/events",
+                content=orjson.dumps(body),
+                headers=event_headers(f"ce-{i}", kind, "test"),
+            ).status_code
+        )  # type: ignore[arg-type]
+    statuses.append(
+        client.post("/v1/feedback", json={"request_id": f"call-{i}", "actual": i + 0.5}).status_code
+    )
     return statuses
 
 
@@ -43,7 +53,8 @@ def wait_until_flushed(client: httpx.Client, timeout: float = 30.0) -> None:
 
 
 def test_writes_while_the_database_is_down_are_buffered_and_all_arrive(
-        own_postgres: PostgresServer, start_service: ServiceFactory) -> None:  # noqa: F811
+    own_postgres: PostgresServer, start_service: ServiceFactory
+) -> None:
     url = own_postgres.url("flywheel")
     service = start_service(database_url=url, retry_max_wait=0.3)
     with httpx.Client(base_url=service.url, timeout=10) as client:
@@ -66,10 +77,12 @@ def test_writes_while_the_database_is_down_are_buffered_and_all_arrive(
 
 
 def test_a_full_buffer_answers_503_and_every_resent_item_arrives(
-        own_postgres: PostgresServer, start_service: ServiceFactory) -> None:  # noqa: F811
+    own_postgres: PostgresServer, start_service: ServiceFactory
+) -> None:
     url = own_postgres.url("flywheel")
-    service = start_service(database_url=url, buffer_max_rows=10, retry_after_seconds=1,
-                            retry_max_wait=0.3)
+    service = start_service(
+        database_url=url, buffer_max_rows=10, retry_after_seconds=1, retry_max_wait=0.3
+    )
     with httpx.Client(base_url=service.url, timeout=10) as client:
         assert client.get("/readyz").status_code == 200
         own_postgres.stop()
@@ -86,8 +99,9 @@ def test_a_full_buffer_answers_503_and_every_resent_item_arrives(
         own_postgres.start()
         deadline = time.monotonic() + 30
         while refused and time.monotonic() < deadline:  # the sender's retry loop
-            answer = client.post("/v1/feedback", json={"request_id": f"f{refused[0]}",
-                                                       "actual": 1.0})
+            answer = client.post(
+                "/v1/feedback", json={"request_id": f"f{refused[0]}", "actual": 1.0}
+            )
             if answer.status_code == 503:
                 time.sleep(float(answer.headers["retry-after"]) / 10)
             else:

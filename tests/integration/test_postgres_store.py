@@ -16,7 +16,7 @@ from flywheel_mlops.predictions import (
     PredictionRow,
     PredictionStore,
 )
-from tests.integration.pg_fixtures import (  # noqa: F401 (fixtures used by name)
+from tests.integration.pg_fixtures import (
     own_postgres,
     postgres_bin,
     postgres_server,
@@ -34,38 +34,69 @@ def traffic(store: PredictionStore) -> list[FeedbackResult]:
     """Predictions and feedback in every order and outcome; the results of each feedback call."""
     results = [store.record_feedback([FeedbackItem("r3", 40.0, row=1)])]  # before its prediction
     for i in range(5):
-        store.log_predictions([
-            PredictionRow(f"r{i}", j, "pickup-eta", f"v000{1 + i % 2}",
-                          {"zone": f"Z{j:02d}", "distance_km": 1.5 * i + j, "hour": i,
-                           "note": "caf\u00e9 \u0000 end" if i == 2 else None},
-                          10.0 + i + j / 10, T0 + timedelta(minutes=i)) for j in range(3)])
+        store.log_predictions(
+            [
+                PredictionRow(
+                    f"r{i}",
+                    j,
+                    "pickup-eta",
+                    f"v000{1 + i % 2}",
+                    {
+                        "zone": f"Z{j:02d}",
+                        "distance_km": 1.5 * i + j,
+                        "hour": i,
+                        "note": "caf\u00e9 \u0000 end" if i == 2 else None,
+                    },
+                    10.0 + i + j / 10,
+                    T0 + timedelta(minutes=i),
+                )
+                for j in range(3)
+            ]
+        )
     store.log_predictions([PredictionRow("r1", 0, "pickup-eta", "v0001", {}, 99.0, T0)])
-    results.append(store.record_feedback([
-        FeedbackItem("r0", 11.0), FeedbackItem("r1", 12.5, row=2), FeedbackItem("r0", 11.0),
-        FeedbackItem("r1", 13.0, row=2), FeedbackItem("nobody", 5.0)]))
+    results.append(
+        store.record_feedback(
+            [
+                FeedbackItem("r0", 11.0),
+                FeedbackItem("r1", 12.5, row=2),
+                FeedbackItem("r0", 11.0),
+                FeedbackItem("r1", 13.0, row=2),
+                FeedbackItem("nobody", 5.0),
+            ]
+        )
+    )
     results.append(store.record_feedback([FeedbackItem("r3", 40.0, row=1)]))
     return results
 
 
 @pytest.mark.postgres
 def test_the_same_traffic_gives_the_same_answers_on_sqlite_and_postgresql(
-        tmp_path: Path, postgres_url: str) -> None:  # noqa: F811
+    tmp_path: Path, postgres_url: str
+) -> None:
     answers = []
     for url in (f"sqlite:///{tmp_path / 'log.sqlite'}", postgres_url):
         store = PredictionStore(url)
         results = traffic(store)
-        answers.append((results, store.window(T0, T0 + timedelta(hours=1)), store.counts(),
-                        store.labelled_count(model_name="pickup-eta")))
+        answers.append(
+            (
+                results,
+                store.window(T0, T0 + timedelta(hours=1)),
+                store.counts(),
+                store.labelled_count(model_name="pickup-eta"),
+            )
+        )
         store.close()
     (sqlite_results, sqlite_frame, *sqlite_counts), (pg_results, pg_frame, *pg_counts) = answers
     assert sqlite_results == pg_results
     assert sqlite_counts == pg_counts == [{"predictions": 15, "feedback": 4, "pending": 1}, 3]
     pd.testing.assert_frame_equal(sqlite_frame, pg_frame)
-    assert pg_frame.loc[pg_frame["request_id"] == "r2", "note"].tolist() == [
-        "caf\u00e9 \u0000 end"] * 3
+    assert (
+        pg_frame.loc[pg_frame["request_id"] == "r2", "note"].tolist()
+        == ["caf\u00e9 \u0000 end"] * 3
+    )
 
 
-def test_feedback_outcomes_on_each_backend(store_url: str) -> None:  # noqa: F811
+def test_feedback_outcomes_on_each_backend(store_url: str) -> None:
     store = PredictionStore(store_url)
     first, batch, late = traffic(store)
     assert (first.joined, first.pending) == (0, 1)
@@ -76,13 +107,13 @@ def test_feedback_outcomes_on_each_backend(store_url: str) -> None:  # noqa: F81
     store.close()
 
 
-def test_concurrent_writers_lose_no_row_and_agree_on_outcomes(store_url: str) -> None:  # noqa: F811
+def test_concurrent_writers_lose_no_row_and_agree_on_outcomes(store_url: str) -> None:
     store = PredictionStore(store_url)
     store.ensure_schema()
     items = [FeedbackItem(f"k{i}", float(i)) for i in range(200)]
 
     def post(part: int) -> FeedbackResult:  # overlapping slices: 350 items, 200 keys
-        return store.record_feedback(items[part * 50:part * 50 + 100])
+        return store.record_feedback(items[part * 50 : part * 50 + 100])
 
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(post, range(4)))
@@ -95,7 +126,8 @@ def test_concurrent_writers_lose_no_row_and_agree_on_outcomes(store_url: str) ->
 
 @pytest.mark.postgres
 def test_a_stopped_server_raises_database_unavailable_and_a_restart_recovers(
-        own_postgres: PostgresServer) -> None:  # noqa: F811
+    own_postgres: PostgresServer,
+) -> None:
     store = PredictionStore(own_postgres.url("flywheel"))
     store.log_predictions([PredictionRow("a", 0, "m", "v", {"x": 1}, 1.0)])
     own_postgres.stop()

@@ -15,12 +15,26 @@ from flywheel_mlops.predictions import FeedbackItem, PredictionRow, PredictionSt
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 
 
-def rows(request_id: str, count: int, at: datetime = T0, model: str = "pickup-eta",
-         version: str = "v0001") -> list[PredictionRow]:
+def rows(
+    request_id: str,
+    count: int,
+    at: datetime = T0,
+    model: str = "pickup-eta",
+    version: str = "v0001",
+) -> list[PredictionRow]:
     """`count` predicted records of one request."""
-    return [PredictionRow(request_id, i, model, version,
-                          {"zone": f"Z{i:02d}", "distance_km": 1.0 + i, "incidents": i},
-                          10.0 + i, at) for i in range(count)]
+    return [
+        PredictionRow(
+            request_id,
+            i,
+            model,
+            version,
+            {"zone": f"Z{i:02d}", "distance_km": 1.0 + i, "incidents": i},
+            10.0 + i,
+            at,
+        )
+        for i in range(count)
+    ]
 
 
 @pytest.fixture
@@ -35,21 +49,42 @@ def test_logging_the_same_rows_twice_stores_them_once(store: PredictionStore) ->
     assert store.counts() == {"predictions": 5, "feedback": 0, "pending": 0}
 
 
-@pytest.mark.parametrize(("items", "joined", "pending", "duplicates", "conflicts"), [
-    ([FeedbackItem("r1", 12.0)], 1, 0, 0, 0),
-    ([FeedbackItem("unknown", 12.0)], 0, 1, 0, 0),
-    ([FeedbackItem("r1", 12.0), FeedbackItem("r1", 12.0)], 1, 0, 1, 0),
-    ([FeedbackItem("r1", 12.0), FeedbackItem("r1", 13.0)], 1, 0, 0, 1),
-    ([FeedbackItem("r1", 12.0, row=0), FeedbackItem("r1", 9.0, row=1),
-      FeedbackItem("r1", 9.0, row=7)], 2, 1, 0, 0),
-])
+@pytest.mark.parametrize(
+    ("items", "joined", "pending", "duplicates", "conflicts"),
+    [
+        ([FeedbackItem("r1", 12.0)], 1, 0, 0, 0),
+        ([FeedbackItem("unknown", 12.0)], 0, 1, 0, 0),
+        ([FeedbackItem("r1", 12.0), FeedbackItem("r1", 12.0)], 1, 0, 1, 0),
+        ([FeedbackItem("r1", 12.0), FeedbackItem("r1", 13.0)], 1, 0, 0, 1),
+        (
+            [
+                FeedbackItem("r1", 12.0, row=0),
+                FeedbackItem("r1", 9.0, row=1),
+                FeedbackItem("r1", 9.0, row=7),
+            ],
+            2,
+            1,
+            0,
+            0,
+        ),
+    ],
+)
 def test_every_feedback_item_lands_in_exactly_one_outcome(
-        store: PredictionStore, items: list[FeedbackItem], joined: int, pending: int,
-        duplicates: int, conflicts: int) -> None:
+    store: PredictionStore,
+    items: list[FeedbackItem],
+    joined: int,
+    pending: int,
+    duplicates: int,
+    conflicts: int,
+) -> None:
     store.log_predictions(rows("r1", 2))
     result = store.record_feedback(items)
     assert (result.joined, result.pending, result.duplicates, len(result.conflicts)) == (
-        joined, pending, duplicates, conflicts)
+        joined,
+        pending,
+        duplicates,
+        conflicts,
+    )
     assert result.total == len(items)
 
 
@@ -64,7 +99,8 @@ def test_a_conflict_names_both_values_and_keeps_the_stored_one(store: Prediction
 
 
 def test_feedback_before_its_prediction_joins_when_the_prediction_arrives(
-        store: PredictionStore) -> None:
+    store: PredictionStore,
+) -> None:
     assert store.record_feedback([FeedbackItem("late", 31.5, row=1)]).pending == 1
     assert store.counts()["pending"] == 1
     store.log_predictions(rows("late", 2))
@@ -79,8 +115,17 @@ def test_window_has_the_documented_columns_with_features_expanded(store: Predict
     store.log_predictions(rows("r1", 2))
     store.record_feedback([FeedbackItem("r1", 12.0)])
     frame = store.window(T0 - timedelta(minutes=1), T0 + timedelta(minutes=1))
-    assert list(frame.columns) == ["request_id", "row", "model_version", "logged_at", "zone",
-                                   "distance_km", "incidents", "prediction", "actual"]
+    assert list(frame.columns) == [
+        "request_id",
+        "row",
+        "model_version",
+        "logged_at",
+        "zone",
+        "distance_km",
+        "incidents",
+        "prediction",
+        "actual",
+    ]
     assert frame["logged_at"].tolist() == [pd.Timestamp(T0)] * 2
     assert frame["zone"].tolist() == ["Z00", "Z01"]
     assert frame["prediction"].tolist() == [10.0, 11.0]
@@ -88,17 +133,24 @@ def test_window_has_the_documented_columns_with_features_expanded(store: Predict
     assert math.isnan(frame["actual"].iloc[1])
 
 
-@pytest.mark.parametrize(("start", "end", "model", "expected"), [
-    (T0, T0 + timedelta(hours=1), None, ["a"]),
-    (T0, T0 + timedelta(hours=2), None, ["a", "b"]),
-    (T0 + timedelta(hours=1), None, None, ["b", "c"]),
-    (None, None, "other", ["c"]),
-    (T0.astimezone(timezone(timedelta(hours=2))), T0 + timedelta(minutes=30), None, ["a"]),
-    (T0 + timedelta(days=9), None, None, []),
-])
+@pytest.mark.parametrize(
+    ("start", "end", "model", "expected"),
+    [
+        (T0, T0 + timedelta(hours=1), None, ["a"]),
+        (T0, T0 + timedelta(hours=2), None, ["a", "b"]),
+        (T0 + timedelta(hours=1), None, None, ["b", "c"]),
+        (None, None, "other", ["c"]),
+        (T0.astimezone(timezone(timedelta(hours=2))), T0 + timedelta(minutes=30), None, ["a"]),
+        (T0 + timedelta(days=9), None, None, []),
+    ],
+)
 def test_window_selects_by_half_open_time_range_and_model(
-        store: PredictionStore, start: datetime | None, end: datetime | None, model: str | None,
-        expected: list[str]) -> None:
+    store: PredictionStore,
+    start: datetime | None,
+    end: datetime | None,
+    model: str | None,
+    expected: list[str],
+) -> None:
     store.log_predictions(rows("a", 1, T0))
     store.log_predictions(rows("b", 1, T0 + timedelta(hours=1)))
     store.log_predictions(rows("c", 1, T0 + timedelta(hours=2), model="other"))
@@ -108,9 +160,18 @@ def test_window_selects_by_half_open_time_range_and_model(
 
 
 def test_window_streams_many_rows_into_one_frame(store: PredictionStore) -> None:
-    batch = [PredictionRow(f"r{i // 10}", i % 10, "pickup-eta", "v0001",
-                           {"f1": float(i), "f2": i % 7}, float(i), T0 + timedelta(seconds=i))
-             for i in range(20_000)]
+    batch = [
+        PredictionRow(
+            f"r{i // 10}",
+            i % 10,
+            "pickup-eta",
+            "v0001",
+            {"f1": float(i), "f2": i % 7},
+            float(i),
+            T0 + timedelta(seconds=i),
+        )
+        for i in range(20_000)
+    ]
     store.log_predictions(batch)
     frame = store.window(None, None, chunk_rows=3_000)
     assert len(frame) == 20_000
@@ -118,15 +179,19 @@ def test_window_streams_many_rows_into_one_frame(store: PredictionStore) -> None
     assert frame["logged_at"].is_monotonic_increasing
 
 
-@pytest.mark.parametrize(("item", "message"), [
-    (FeedbackItem("", 1.0), "request_id must be a non-empty string"),
-    (FeedbackItem("a\x00b", 1.0), "without NUL"),
-    (FeedbackItem("x" * 300, 1.0), "at most 256"),
-    (FeedbackItem("a", 1.0, row=-1), "row must be an integer"),
-    (FeedbackItem("a", float("nan")), "actual must be a finite number"),
-])
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        (FeedbackItem("", 1.0), "request_id must be a non-empty string"),
+        (FeedbackItem("a\x00b", 1.0), "without NUL"),
+        (FeedbackItem("x" * 300, 1.0), "at most 256"),
+        (FeedbackItem("a", 1.0, row=-1), "row must be an integer"),
+        (FeedbackItem("a", float("nan")), "actual must be a finite number"),
+    ],
+)
 def test_unstorable_feedback_is_refused_with_the_field_named(
-        store: PredictionStore, item: FeedbackItem, message: str) -> None:
+    store: PredictionStore, item: FeedbackItem, message: str
+) -> None:
     with pytest.raises(InvalidInputError, match=message):
         store.record_feedback([item])
     assert store.counts()["feedback"] == 0

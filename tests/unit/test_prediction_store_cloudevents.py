@@ -23,14 +23,23 @@ from flywheel_mlops.predictions.cloudevents import (
     parse_events,
 )
 
-V1_REQUEST = {"instances": [{"zone": "Z01", "distance_km": 2.5}, {"zone": "Z02",
-                                                                 "distance_km": 7.0}]}
+V1_REQUEST = {
+    "instances": [{"zone": "Z01", "distance_km": 2.5}, {"zone": "Z02", "distance_km": 7.0}]
+}
 V1_RESPONSE = {"predictions": [8.5, 17.25], "model_version": "v0001", "request_id": "req-1"}
-V2_REQUEST = {"id": "req-2", "inputs": [
-    {"name": "zone", "shape": [2], "datatype": "BYTES", "data": ["Z01", "Z02"]},
-    {"name": "distance_km", "shape": [2], "datatype": "FP64", "data": [2.5, 7.0]}]}
-V2_RESPONSE = {"model_name": "pickup-eta", "model_version": "v0002", "id": "req-2", "outputs": [
-    {"name": "predictions", "shape": [2], "datatype": "FP64", "data": [8.5, 17.25]}]}
+V2_REQUEST = {
+    "id": "req-2",
+    "inputs": [
+        {"name": "zone", "shape": [2], "datatype": "BYTES", "data": ["Z01", "Z02"]},
+        {"name": "distance_km", "shape": [2], "datatype": "FP64", "data": [2.5, 7.0]},
+    ],
+}
+V2_RESPONSE = {
+    "model_name": "pickup-eta",
+    "model_version": "v0002",
+    "id": "req-2",
+    "outputs": [{"name": "predictions", "shape": [2], "datatype": "FP64", "data": [8.5, 17.25]}],
+}
 
 
 def binary(kind: str, body: dict, event_id: str = "ce-1") -> tuple[dict[str, str], bytes]:
@@ -39,8 +48,9 @@ def binary(kind: str, body: dict, event_id: str = "ce-1") -> tuple[dict[str, str
     return headers, orjson.dumps(body)
 
 
-def event(kind: str, body: dict, event_id: str = "ce-1", received: float | None = None
-          ) -> InferenceEvent:
+def event(
+    kind: str, body: dict, event_id: str = "ce-1", received: float | None = None
+) -> InferenceEvent:
     """An already parsed event, received now unless `received` says when."""
     when = time.monotonic() if received is None else received
     return InferenceEvent(event_id, kind, body, received=when)  # type: ignore[arg-type]
@@ -54,26 +64,39 @@ def test_binary_mode_event_carries_id_kind_body_and_service() -> None:
 
 
 def test_structured_and_batched_events_are_parsed_like_binary_ones() -> None:
-    one = {"specversion": "1.0", "id": "a", "type": RESPONSE_TYPE, "source": "s",
-           "data": V1_RESPONSE}
-    encoded = {"specversion": "1.0", "id": "a", "type": REQUEST_TYPE, "source": "s",
-               "data_base64": base64.b64encode(orjson.dumps(V1_REQUEST)).decode()}
+    one = {
+        "specversion": "1.0",
+        "id": "a",
+        "type": RESPONSE_TYPE,
+        "source": "s",
+        "data": V1_RESPONSE,
+    }
+    encoded = {
+        "specversion": "1.0",
+        "id": "a",
+        "type": REQUEST_TYPE,
+        "source": "s",
+        "data_base64": base64.b64encode(orjson.dumps(V1_REQUEST)).decode(),
+    }
     [structured] = parse_events({"content-type": STRUCTURED}, orjson.dumps(one))
     batch = parse_events({"content-type": BATCH}, orjson.dumps([one, encoded]))
     assert structured.body == V1_RESPONSE
-    assert [(e.kind, e.body) for e in batch] == [("response", V1_RESPONSE),
-                                                 ("request", V1_REQUEST)]
+    assert [(e.kind, e.body) for e in batch] == [("response", V1_RESPONSE), ("request", V1_REQUEST)]
 
 
-@pytest.mark.parametrize(("drop", "change", "body", "message"), [
-    ("ce-specversion", {}, b"{}", "ce-specversion is missing"),
-    ("ce-id", {}, b"{}", "header ce-id must be a non-empty string"),
-    (None, {"ce-type": "com.example.other"}, b"{}", "header ce-type must be"),
-    (None, {}, b"[1, 2]", "must be a JSON object, got a JSON list"),
-    (None, {}, b"{not json", "must be JSON, got invalid JSON"),
-])
+@pytest.mark.parametrize(
+    ("drop", "change", "body", "message"),
+    [
+        ("ce-specversion", {}, b"{}", "ce-specversion is missing"),
+        ("ce-id", {}, b"{}", "header ce-id must be a non-empty string"),
+        (None, {"ce-type": "com.example.other"}, b"{}", "header ce-type must be"),
+        (None, {}, b"[1, 2]", "must be a JSON object, got a JSON list"),
+        (None, {}, b"{not json", "must be JSON, got invalid JSON"),
+    ],
+)
 def test_malformed_events_are_refused_naming_what_is_wrong(
-        drop: str | None, change: dict[str, str], body: bytes, message: str) -> None:
+    drop: str | None, change: dict[str, str], body: bytes, message: str
+) -> None:
     headers, _ = binary("request", V1_REQUEST)
     headers.pop(drop or "", None)
     headers |= change
@@ -123,30 +146,44 @@ def test_halves_older_than_max_age_expire() -> None:
     assert len(pairer) == 1
 
 
-@pytest.mark.parametrize(("request_body", "response_body", "request_id", "version"), [
-    (V1_REQUEST, V1_RESPONSE, "req-1", "v0001"),
-    (V2_REQUEST, V2_RESPONSE, "req-2", "v0002"),
-    (V1_REQUEST, {"predictions": [[8.5], [17.25]]}, "ce-1", "unknown"),
-])
+@pytest.mark.parametrize(
+    ("request_body", "response_body", "request_id", "version"),
+    [
+        (V1_REQUEST, V1_RESPONSE, "req-1", "v0001"),
+        (V2_REQUEST, V2_RESPONSE, "req-2", "v0002"),
+        (V1_REQUEST, {"predictions": [[8.5], [17.25]]}, "ce-1", "unknown"),
+    ],
+)
 def test_a_paired_call_becomes_one_row_per_record(
-        request_body: dict, response_body: dict, request_id: str, version: str) -> None:
+    request_body: dict, response_body: dict, request_id: str, version: str
+) -> None:
     exchange = Exchange(event("request", request_body), event("response", response_body))
     rows = exchange_rows(exchange, "pickup-eta")
     assert [(r.request_id, r.row, r.model_version, r.prediction) for r in rows] == [
-        (request_id, 0, version, 8.5), (request_id, 1, version, 17.25)]
+        (request_id, 0, version, 8.5),
+        (request_id, 1, version, 17.25),
+    ]
     assert [r.features for r in rows] == V1_REQUEST["instances"]
     assert {r.model_name for r in rows} == {"pickup-eta"}
 
 
-@pytest.mark.parametrize(("request_body", "response_body", "message"), [
-    (V1_REQUEST, {"predictions": [1.0]}, "has 2 records but its response has 1 predictions"),
-    (V1_REQUEST, {"predictions": ["x", 2]}, "must be finite numbers"),
-    ({"rows": []}, V1_RESPONSE, "must hold 'instances' \\(V1\\) or 'inputs' \\(V2\\)"),
-    ({"instances": [1, 2]}, V1_RESPONSE, "instance 0 must be an object"),
-    ({"inputs": [{"name": "a", "shape": [10**9], "data": []}]}, V1_RESPONSE, "values for shape"),
-])
+@pytest.mark.parametrize(
+    ("request_body", "response_body", "message"),
+    [
+        (V1_REQUEST, {"predictions": [1.0]}, "has 2 records but its response has 1 predictions"),
+        (V1_REQUEST, {"predictions": ["x", 2]}, "must be finite numbers"),
+        ({"rows": []}, V1_RESPONSE, "must hold 'instances' \\(V1\\) or 'inputs' \\(V2\\)"),
+        ({"instances": [1, 2]}, V1_RESPONSE, "instance 0 must be an object"),
+        (
+            {"inputs": [{"name": "a", "shape": [10**9], "data": []}]},
+            V1_RESPONSE,
+            "values for shape",
+        ),
+    ],
+)
 def test_calls_that_cannot_become_rows_are_refused(
-        request_body: dict, response_body: dict, message: str) -> None:
+    request_body: dict, response_body: dict, message: str
+) -> None:
     exchange = Exchange(event("request", request_body), event("response", response_body))
     with pytest.raises(InvalidInputError, match=message):
         exchange_rows(exchange, "pickup-eta")
