@@ -142,12 +142,12 @@ def demo(
 def print_story(result: Any) -> None:
     """Day by day: traffic per version, live error, the monitor's verdict, what was done."""
     table = Table(title="the story, day by day")
-    for column in ("day", "served", "MAE", "MAE closure zones", "drift share", "verdict", "events"):
-        table.add_column(column)
+    for column in ("day", "served by", "MAE", "closure MAE", "drift", "verdict", "events"):
+        table.add_column(column, overflow="fold")
     for day in result.days:
         served = ", ".join(f"{v}:{n}" for v, n in sorted(day.served_by_version.items()))
         table.add_row(
-            day.day.isoformat(),
+            day.day.strftime("%m-%d"),
             served,
             f"{day.mae:.2f}",
             f"{day.closure_zones_mae:.2f}",
