@@ -71,32 +71,14 @@ def generate(rows: int, seed: int, drifted: bool) -> pd.DataFrame:
 
 def build_bundle(work: Path) -> Path:
     """Train a small XGBoost model on the reference world and publish it; returns the registry."""
-    from flywheel_mlops.bundle import BundleContents, write_bundle
-    from flywheel_mlops.registry import Registry
+    from flywheel_mlops.serving.quick_train import register_frame
     from flywheel_mlops.spec import DatasetSpec
-    from flywheel_mlops.stages.evaluate import evaluate
-    from flywheel_mlops.stages.featurize import featurize
-    from flywheel_mlops.stages.register import reference_sample
-    from flywheel_mlops.stages.split import split
-    from flywheel_mlops.stages.train import train
 
     spec = DatasetSpec(
         name="bench", target="y", timestamp="ts", numeric=NUMERIC, categorical=CATEGORICAL,
         slices=["c0"],
     )  # fmt: skip
-    frame = generate(30_000, seed=1, drifted=False)
-    train_part, val_part, test_part = split(spec, frame)
-    pipeline, schema = featurize(spec, train_part)
-    result = train(spec, pipeline, train_part, val_part, ["xgboost"])
-    metrics = evaluate(spec, result.model, pipeline, test_part)
-    reference = reference_sample(spec, train_part, result.model, pipeline)
-    metadata = {"name": spec.name, "target": spec.target, "inputs": schema.names}
-    contents = BundleContents(
-        result.model, "xgboost", pipeline, schema, metrics, reference, metadata
-    )
-    write_bundle(work / "staged", contents)
-    registry = Registry(work / "registry")
-    registry.set_alias(spec.name, registry.publish(spec.name, work / "staged"))
+    register_frame(spec, generate(30_000, seed=1, drifted=False), work / "registry")
     return work / "registry"
 
 

@@ -29,6 +29,8 @@ from flywheel_inference.errors import (
 )
 from flywheel_inference.metrics import ServingMetrics
 
+from flywheel_mlops.asgi_body import BodyTooLarge, read_body, replaying
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -132,9 +134,11 @@ class RequestGate:
         self.metrics.inflight.inc()
         try:
             try:
-                body = await _read_body(receive, self.options.max_body_bytes)
-            except PayloadTooLarge as too_large:
-                await self._answer(scope, send, too_large, protocol, model, started, headers)
+                body = await read_body(receive, self.options.max_body_bytes)
+            except BodyTooLarge as too_large:
+                await self._answer(
+                    scope, send, PayloadTooLarge(str(too_large)), protocol, model, started, headers
+                )
                 return
             if body is None:  # the client went away
                 return
@@ -236,14 +240,7 @@ class RequestGate:
         """Hand the buffered body to KServe and watch what it answers."""
         fallback_id = _client_id(headers) or uuid.uuid4().hex
         seen: dict[str, Any] = {"status": 0, "request_id": fallback_id, "version": "", "error": b""}
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
+        replay = replaying(body, receive)
 
         async def watch(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -367,23 +364,6 @@ def _headers(scope: Scope) -> dict[bytes, bytes]:
 def _client_id(headers: dict[bytes, bytes]) -> str | None:
     value = headers.get(b"x-request-id", b"").decode("latin-1")
     return value if _SAFE_ID.match(value) else None
-
-
-async def _read_body(receive: Receive, limit: int) -> bytes | None:
-    """The whole body, or PayloadTooLarge as soon as it passes `limit` (chunked uploads too)."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"the body is over {limit} bytes, the most accepted")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
 
 
 async def _send_json(

@@ -326,18 +326,23 @@ async def _closed_loop(url: str, body: bytes, workers: int, seconds: float) -> T
 
         async def worker() -> None:
             while time.monotonic() < deadline:
-                sent = time.perf_counter()
-                try:
-                    response = await client.post(PREDICT, content=body, headers=JSON)
-                except httpx.TransportError as error:
-                    tally.record(None, error)
-                    continue
-                tally.record(response)
-                if response.status_code == 200:
-                    tally.latencies_ok.append(time.perf_counter() - sent)
+                await _send_one(client, body, tally)
 
         await asyncio.gather(*(worker() for _ in range(workers)))
     return tally
+
+
+async def _send_one(client: httpx.AsyncClient, body: bytes, tally: Tally) -> None:
+    """One prediction request, counted by outcome; latency kept for accepted ones."""
+    sent = time.perf_counter()
+    try:
+        response = await client.post(PREDICT, content=body, headers=JSON)
+    except httpx.TransportError as error:
+        tally.record(None, error)
+        return
+    tally.record(response)
+    if response.status_code == 200:
+        tally.latencies_ok.append(time.perf_counter() - sent)
 
 
 async def _open_loop(url: str, body: bytes, rate: float, count: int, connections: int) -> Tally:
@@ -358,15 +363,7 @@ async def _open_loop(url: str, body: bytes, rate: float, count: int, connections
                 delay = due - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                sent = time.perf_counter()
-                try:
-                    response = await client.post(PREDICT, content=body, headers=JSON)
-                except httpx.TransportError as error:
-                    tally.record(None, error)
-                    continue
-                tally.record(response)
-                if response.status_code == 200:
-                    tally.latencies_ok.append(time.perf_counter() - sent)
+                await _send_one(client, body, tally)
 
         await asyncio.gather(*(sender() for _ in range(connections)))
     return tally

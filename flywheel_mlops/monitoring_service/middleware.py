@@ -8,6 +8,8 @@ from collections.abc import Callable
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from flywheel_mlops.asgi_body import BodyTooLarge, read_body, replaying
+
 logger = logging.getLogger(__name__)
 
 
@@ -63,34 +65,16 @@ class BodyLimitMiddleware:
                     f"request body must be at most {self.max_bytes} bytes, got {int(declared)}",
                 )
                 return
-        chunks, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                break  # the client went away; let the app see the disconnect
-            chunks.append(message.get("body", b""))
-            size += len(chunks[-1])
-            if size > self.max_bytes:
-                await self._refuse(
-                    scope,
-                    send,
-                    413,
-                    f"request body must be at most {self.max_bytes} bytes, got more",
-                )
-                return
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        try:
+            body = await read_body(receive, self.max_bytes)
+        except BodyTooLarge:
+            await self._refuse(
+                scope, send, 413, f"request body must be at most {self.max_bytes} bytes, got more"
+            )
+            return
+        if body is None:
+            return  # the client went away: nobody to answer
+        await self.app(scope, replaying(body, receive), send)
 
     async def _refuse(self, scope: Scope, send: Send, status: int, message: str) -> None:
         self.on_reject(scope, status, message)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import pandas as pd
+
 from flywheel_mlops import steps
 from flywheel_mlops.simulator import SimulationConfig, simulate
 from flywheel_mlops.spec import DatasetSpec, load_spec
@@ -122,3 +124,41 @@ def train_in_process(
             lineage,
         )
     return registration.version
+
+
+def register_frame(
+    spec: DatasetSpec,
+    frame: pd.DataFrame,
+    registry_uri: str | Path,
+    families: tuple[str, ...] = ("xgboost",),
+    seed: int = 0,
+) -> str:
+    """Split, featurize, train, evaluate and publish clean records already in memory, and make
+    the new version champion; for tests and benchmarks whose data is not the simulator's.
+
+    Returns:
+        The version the registry gave the bundle.
+    """
+    from flywheel_mlops.bundle import BundleContents, write_bundle
+    from flywheel_mlops.registry import Registry
+    from flywheel_mlops.stages.evaluate import evaluate
+    from flywheel_mlops.stages.featurize import featurize
+    from flywheel_mlops.stages.register import reference_sample
+    from flywheel_mlops.stages.split import split
+    from flywheel_mlops.stages.train import train
+
+    train_part, val_part, test_part = split(spec, frame)
+    pipeline, schema = featurize(spec, train_part)
+    result = train(spec, pipeline, train_part, val_part, list(families), seed=seed)
+    metrics = evaluate(spec, result.model, pipeline, test_part)
+    reference = reference_sample(spec, train_part, result.model, pipeline)
+    metadata = {"name": spec.name, "target": spec.target, "inputs": schema.names}
+    contents = BundleContents(
+        result.model, result.chosen.family, pipeline, schema, metrics, reference, metadata
+    )
+    registry = Registry(registry_uri)
+    with tempfile.TemporaryDirectory(prefix="flywheel-register-frame-") as tmp:
+        write_bundle(Path(tmp) / "staged", contents)
+        version = registry.publish(spec.name, Path(tmp) / "staged")
+    registry.set_alias(spec.name, version)
+    return version

@@ -82,10 +82,6 @@ class ServedModel:
         """Check named columns against the input schema; numpy columns out."""
         return self.bundle.schema.check_columns(columns)
 
-    # The names inference/predictor.py calls; they return checked columns, not a DataFrame.
-    frame_from_records = check_records
-    frame_from_columns = check_columns
-
     def predict(self, columns: Columns | pd.DataFrame) -> np.ndarray:
         """Predictions (float64) for records already checked by the schema.
 

@@ -20,7 +20,6 @@ class Batch:
 
     records: list[dict[str, Any]]
     actuals: list[float]
-    zones: list[str]
 
 
 class TrafficReplay:
@@ -53,5 +52,4 @@ class TrafficReplay:
             ]
             for record in records:
                 record[stamp] = record[stamp].isoformat()
-                record["incidents"] = int(record["incidents"])
-            yield Batch(records, part[self.spec.target].tolist(), part["zone"].tolist())
+            yield Batch(records, part[self.spec.target].tolist())

@@ -28,7 +28,7 @@ from flywheel_mlops.story.report import write_report
 from flywheel_mlops.story.services import running_services
 from flywheel_mlops.story.timeline import DayRecord
 
-CLOSURE_ZONES = ("Z05", "Z06", "Z09")
+CLOSURE_ZONES = SimulationConfig().closure_zones
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flywheel_mlops.bundle import Bundle, BundleContents, write_bundle
+from flywheel_mlops.bundle import Bundle
 from flywheel_mlops.monitoring import RetrainPolicy, run_monitor
 from flywheel_mlops.registry import Registry
 from flywheel_mlops.simulator import SimulationConfig, simulate
@@ -29,13 +29,9 @@ DECISION_FIELDS = {
 def world(spec: DatasetSpec, tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     """Four weeks of clean trips (~1,400 a day), a highway closure from day 21; a champion
     trained on the first two weeks; the last two weeks as logged traffic with feedback."""
+    from flywheel_mlops.serving.quick_train import register_frame
     from flywheel_mlops.stages.clean import clean
-    from flywheel_mlops.stages.evaluate import evaluate
-    from flywheel_mlops.stages.featurize import featurize
     from flywheel_mlops.stages.ingest import ingest
-    from flywheel_mlops.stages.register import reference_sample
-    from flywheel_mlops.stages.split import split
-    from flywheel_mlops.stages.train import train
 
     root = tmp_path_factory.mktemp("monitor-world")
     raw = simulate(
@@ -47,18 +43,8 @@ def world(spec: DatasetSpec, tmp_path_factory: pytest.TempPathFactory) -> dict[s
     times = pd.to_datetime(frame[spec.timestamp])
     cut = times.min().normalize() + pd.Timedelta(days=TRAIN_DAYS)
     history, live = frame[times < cut], frame[times >= cut].reset_index(drop=True)
-    train_part, val_part, test_part = split(spec, history)
-    pipeline, schema = featurize(spec, train_part)
-    result = train(spec, pipeline, train_part, val_part, ["xgboost"])
-    metrics = evaluate(spec, result.model, pipeline, test_part)
-    reference = reference_sample(spec, train_part, result.model, pipeline)
-    metadata = {"name": spec.name, "target": spec.target, "inputs": schema.names}
-    contents = BundleContents(
-        result.model, "xgboost", pipeline, schema, metrics, reference, metadata
-    )
-    write_bundle(root / "staged", contents)
+    register_frame(spec, history, root / "registry")
     registry = Registry(root / "registry")
-    registry.set_alias(spec.name, registry.publish(spec.name, root / "staged"))
     bundle = registry.load(spec.name)
     windows = [
         _as_logged(day, bundle, spec.target)
