@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import typer
 
-from flywheel_mlops.cli import data, models, monitoring_service, pipeline, serving, training
+from flywheel_mlops.cli import (
+    data,
+    models,
+    monitoring_service,
+    pipeline,
+    rollout,
+    serving,
+    training,
+)
 from flywheel_mlops.cli.monitor import monitor
 
 app = typer.Typer(
@@ -23,3 +31,4 @@ app.command("serve")(serving.serve)
 app.command("predict")(serving.predict)
 app.command("monitoring-service")(monitoring_service.monitoring_service)
 app.command("monitor")(monitor)
+app.command("rollout")(rollout.rollout)

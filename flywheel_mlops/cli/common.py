@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import typer
 from rich.console import Console
@@ -28,3 +29,12 @@ def failures_exit() -> Iterator[None]:
     except FlywheelError as error:
         err_console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(error.exit_code) from error
+
+
+def parse_time(text: str, option: str) -> datetime:
+    """An ISO 8601 option value as an aware datetime (UTC when it names no zone)."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{option} must be an ISO 8601 time, got {text!r}") from exc
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -10,7 +10,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from flywheel_mlops.cli.common import console, failures_exit, settings
+from flywheel_mlops.cli.common import console, failures_exit, parse_time, settings
+from flywheel_mlops.cli.rollout import (
+    CanaryPercentOption,
+    InferenceServiceOption,
+    NamespaceOption,
+    RolloutMode,
+    run_rollout,
+)
 from flywheel_mlops.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -75,16 +82,31 @@ def monitor(
     retrain_days: Annotated[
         float, typer.Option(help="Days of fresh records a retraining run uses.", min=1)
     ] = 7.0,
+    rollout: Annotated[
+        RolloutMode,
+        typer.Option(help="After the decision, take one rollout step (see `flywheel rollout`)."),
+    ] = RolloutMode.off,
+    namespace: NamespaceOption = "",
+    inference_service: InferenceServiceOption = "",
+    canary_percent: CanaryPercentOption = 25,
 ) -> None:
     """Measure drift (Evidently) and live error on a window; write decision.json, report.html
-    and monitor.prom; exit 0 for ok / drift / degraded / insufficient_data, 1 for error."""
+    and monitor.prom; exit 0 for ok / drift / degraded / insufficient_data, 1 for error.
+
+    With --rollout local|kserve the run then takes one step of the canary rollout of a retrained
+    `candidate` (gate, canary, promote or roll back; rollouts.jsonl beside decision.json). A run
+    whose decision is `error` stops before it: the registry and prediction log the rollout
+    reads are the ones that just failed. A retrain submitted by this run registers its
+    candidate later, so a later run gates it.
+    """
     from flywheel_mlops.monitoring import RetrainPolicy, Thresholds, run_monitor
     from flywheel_mlops.registry import Registry
+    from flywheel_mlops.rollout import RolloutOptions
 
     config = settings()
     model = name or config.model_name
-    at = _parse_time(now, "--now") if now else datetime.now(UTC)
-    start = _parse_time(since, "--since") if since else at - timedelta(hours=hours)
+    at = parse_time(now, "--now") if now else datetime.now(UTC)
+    start = parse_time(since, "--since") if since else at - timedelta(hours=hours)
     end = start + timedelta(hours=hours)
     folder = out or config.home / "monitor" / model
     policy = RetrainPolicy(
@@ -96,11 +118,8 @@ def monitor(
     )
     with failures_exit():
         bundle = Registry(registry or config.registry).load(model, ref)
-    source = (
-        window
-        if window is not None
-        else _database_window(database_url or config.database, start, end, model)
-    )
+    database = database_url or config.database
+    source = window if window is not None else _database_window(database, start, end, model)
     result = run_monitor(
         bundle, source, policy, folder, at, cache_dir=cache_dir or config.home / "monitor" / "cache"
     )
@@ -117,6 +136,18 @@ def monitor(
             at,
             " ".join(result.decision.why),
         )
+    if rollout is not RolloutMode.off:
+        run_rollout(
+            rollout.value,
+            model,
+            registry or config.registry,
+            database,
+            folder,
+            at,
+            RolloutOptions(canary_percent=canary_percent),
+            namespace=namespace,
+            inference_service=inference_service,
+        )
 
 
 def _submit_retrain(
@@ -128,6 +159,7 @@ def _submit_retrain(
     """
     from flywheel_mlops.local_run import TrainingRequest
     from flywheel_mlops.pipeline_client import submit_training_run
+    from flywheel_mlops.rollout import CANDIDATE
     from flywheel_mlops.spec import load_spec
 
     with failures_exit():
@@ -141,7 +173,7 @@ def _submit_retrain(
             start=start.date().isoformat(),
             end=end.date().isoformat(),
             reason=why,
-            promote_alias="candidate",
+            promote_alias=CANDIDATE,
         )
         run = submit_training_run(host, request.arguments())
     console.print(f"retraining run [green]{run.run_id}[/green] started: {run.url}")
@@ -159,14 +191,6 @@ def _database_window(
 
     load.description = f"prediction log [{start.isoformat()}, {end.isoformat()})"  # type: ignore[attr-defined]
     return load
-
-
-def _parse_time(text: str, option: str) -> datetime:
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise typer.BadParameter(f"{option} must be an ISO 8601 time, got {text!r}") from exc
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _print_summary(decision: dict[str, Any]) -> None:

@@ -6,14 +6,25 @@ from flywheel_mlops.rollout.controller import (
     gate_candidate,
     judge_canary,
 )
-from flywheel_mlops.rollout.router import KServeRouter, LocalRouter, TrafficRouter
+from flywheel_mlops.rollout.router import (
+    CANARY,
+    CANDIDATE,
+    KServeRouter,
+    LocalRouter,
+    TrafficRouter,
+)
+from flywheel_mlops.rollout.step import RolloutOptions, rollout_step
 
 __all__ = [
+    "CANARY",
+    "CANDIDATE",
     "KServeRouter",
     "LocalRouter",
     "RolloutDecision",
     "RolloutLog",
+    "RolloutOptions",
     "TrafficRouter",
     "gate_candidate",
     "judge_canary",
+    "rollout_step",
 ]

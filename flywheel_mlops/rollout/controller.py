@@ -21,7 +21,7 @@ ACTUAL = "actual"
 class RolloutDecision:
     """One step of a rollout and why it was taken."""
 
-    action: str  # canary | promote | rollback | reject | wait
+    action: str  # canary | promote | rollback | reject | wait | idle
     candidate: str
     champion: str
     reason: str

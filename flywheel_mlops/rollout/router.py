@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
+from flywheel_mlops.errors import ConfigError, FlywheelError, NotFoundError
 from flywheel_mlops.registry import CHAMPION, Registry
 
 CANARY = "canary"
+#: Where a retraining run registers its model; the rollout step gates it from there.
+CANDIDATE = "candidate"
+
+_T = TypeVar("_T")
 
 
 class TrafficRouter(Protocol):
@@ -66,33 +72,57 @@ def rollback_patch(champion_dir_uri: str, args: list[str]) -> list[dict[str, Any
 
 class KServeRouter:
     """Patches an InferenceService through the Kubernetes API (Serverless/Knative mode only:
-    KServe's raw-deployment mode has no canary traffic split)."""
+    KServe's raw-deployment mode has no canary traffic split).
+
+    After each patch the registry's aliases move as LocalRouter moves them: `canary` is how the
+    next run of the rollout step knows a canary is running, and `champion` what is monitored.
+    The patch goes first, so a failed alias write is repaired by the next run repeating the same
+    (idempotent) patch rather than by a run judging a canary that never started.
+    """
 
     GROUP, VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
 
     def __init__(self, api: Any, namespace: str, name: str, registry: Registry, model: str):
         self.api, self.namespace, self.name = api, namespace, name
         self.registry, self.model = registry, model
+        self.aliases = LocalRouter(registry, model)
+
+    def _call(self, verb: str, method: Callable[..., _T], *body: Any) -> _T:
+        """One API call; Kubernetes' errors become Flywheel's, naming the object and the cause."""
+        from kubernetes.client.exceptions import ApiException
+
+        where = f"inferenceservice {self.namespace}/{self.name}"
+        try:
+            return method(self.GROUP, self.VERSION, self.namespace, self.PLURAL, self.name, *body)
+        except ApiException as error:
+            if error.status == 404:
+                raise NotFoundError(f"{where} does not exist (HTTP 404 on {verb})") from error
+            if error.status in (401, 403):
+                raise ConfigError(
+                    f"the service account may not {verb} {where} (HTTP {error.status}); "
+                    "its Role needs get and patch on that InferenceService"
+                ) from error
+            raise FlywheelError(
+                f"{verb} {where} failed: HTTP {error.status} {error.reason}"
+            ) from error
 
     def _args(self) -> list[str]:
-        current = self.api.get_namespaced_custom_object(
-            self.GROUP, self.VERSION, self.namespace, self.PLURAL, self.name
-        )
+        current = self._call("get", self.api.get_namespaced_custom_object)
         return list(current["spec"]["predictor"]["containers"][0].get("args", []))
 
     def _patch(self, body: list[dict[str, Any]]) -> None:
-        self.api.patch_namespaced_custom_object(
-            self.GROUP, self.VERSION, self.namespace, self.PLURAL, self.name, body
-        )
+        self._call("patch", self.api.patch_namespaced_custom_object, body)
 
     def start_canary(self, version: str, percent: int, reason: str) -> None:
         uri = self.registry.version_uri(self.model, version)
         self._patch(canary_patch(uri, percent, self._args()))
+        self.aliases.start_canary(version, percent, reason)
 
     def promote(self, version: str, reason: str) -> None:
         self._patch(promote_patch())
-        self.registry.set_alias(self.model, version, CHAMPION, reason)
+        self.aliases.promote(version, reason)
 
     def roll_back(self, version: str, reason: str) -> None:
         champion = self.registry.resolve(self.model, CHAMPION)
         self._patch(rollback_patch(self.registry.version_uri(self.model, champion), self._args()))
+        self.aliases.roll_back(version, reason)

@@ -50,8 +50,18 @@ def test_should_render_every_scenario(chart_renderings):
         {"monitor": {"resources": {"requests": {"cpu": "1", "memory": "1Gi", "gpu": 1}}}},
         {"kserve": {"deploymentMode": "Raw"}},
         {"images": {"pipeline": {"digest": "latest"}}},
+        {"monitor": {"rollout": {"canaryPercent": 100}}},
     ],
-    ids=["top-level", "predictor", "image", "networkPolicy", "resources", "enum", "digest"],
+    ids=[
+        "top-level",
+        "predictor",
+        "image",
+        "networkPolicy",
+        "resources",
+        "enum",
+        "digest",
+        "canary-percent",
+    ],
 )
 def test_should_reject_misspelt_or_invalid_values(helm_template, values):
     result = helm_template(values)
@@ -192,3 +202,45 @@ def test_should_use_the_existing_secrets_of_the_production_scenario(chart_render
     predictor = rendering.one("InferenceService")["spec"]["predictor"]["containers"][0]
     keys = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in predictor["env"] if "valueFrom" in e}
     assert keys["AWS_ACCESS_KEY_ID"] == {"name": "flywheel-s3-credentials", "key": "access-key-id"}
+
+
+def _monitor_container(objects: list[dict]) -> dict:
+    (job,) = [o for o in objects if o["kind"] == "CronJob"]
+    return job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_should_run_the_rollout_step_in_the_monitor_job_where_kserve_splits_traffic(
+    chart_renderings,
+):
+    for name, rendering in chart_renderings.items():
+        container = _monitor_container(rendering.objects)
+        assert container["command"] == ["flywheel", "monitor"]
+        mode = rendering.one("InferenceService")["metadata"]["annotations"][
+            "serving.kserve.io/deploymentMode"
+        ]
+        expected = ["--rollout", "kserve", "--canary-percent", "25"] if mode == "Knative" else None
+        assert container.get("args") == expected, name
+        env = {e["name"]: e for e in container["env"]}
+        isvc = rendering.one("InferenceService")["metadata"]["name"]
+        assert env["FLYWHEEL_INFERENCESERVICE"]["value"] == isvc
+        assert env["FLYWHEEL_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == (
+            "metadata.namespace"
+        )
+        assert rendering.one("Role")["rules"][0]["resourceNames"] == [isvc]
+
+
+@pytest.mark.parametrize(
+    ("rollout", "args"),
+    [
+        ({"enabled": False}, None),
+        ({"canaryPercent": 10}, ["--rollout", "kserve", "--canary-percent", "10"]),
+    ],
+    ids=["disabled", "canary-percent"],
+)
+def test_should_follow_the_rollout_values(helm_template, rollout, args):
+    result = helm_template(
+        {"kserve": {"deploymentMode": "Knative"}, "monitor": {"rollout": rollout}}
+    )
+    assert result.returncode == 0, result.stderr
+    objects = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    assert _monitor_container(objects).get("args") == args

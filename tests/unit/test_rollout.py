@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-from pathlib import Path
-from typing import Any
-
-import numpy as np
-import pandas as pd
 import pytest
+from kubernetes.client.exceptions import ApiException
 
-from flywheel_mlops import models
-from flywheel_mlops.bundle import write_bundle
-from flywheel_mlops.registry import Registry
+from flywheel_mlops.errors import ConfigError, FlywheelError, NotFoundError
 from flywheel_mlops.rollout import (
     KServeRouter,
     LocalRouter,
@@ -20,36 +13,13 @@ from flywheel_mlops.rollout import (
     gate_candidate,
     judge_canary,
 )
-
-MODEL = "pickup-eta"
-
-
-@pytest.fixture
-def registry(tmp_path: Path, bundle_contents, clean_frame, spec) -> Registry:
-    """v0001 (good, champion) and v0002 (a ridge fitted on 40 rows: clearly worse)."""
-    store = Registry(tmp_path / "registry")
-    write_bundle(tmp_path / "good", bundle_contents)
-    small = clean_frame.head(40)
-    weak = models.fit(
-        "ridge",
-        {"alpha": 1.0},
-        bundle_contents.features.transform(small),
-        small[spec.target].to_numpy(),
-        seed=0,
-    )
-    reference = bundle_contents.reference.copy()
-    reference["prediction"] = weak.predict(bundle_contents.features.transform(reference))
-    write_bundle(
-        tmp_path / "weak", replace(bundle_contents, model=weak, family="ridge", reference=reference)
-    )
-    store.set_alias(MODEL, store.publish(MODEL, tmp_path / "good"), reason="first")
-    store.publish(MODEL, tmp_path / "weak")
-    return store
-
-
-@pytest.fixture
-def labelled(clean_frame, spec) -> pd.DataFrame:
-    return clean_frame.tail(600).rename(columns={spec.target: "actual"}).reset_index(drop=True)
+from tests.unit.rollout_fixtures import (
+    MODEL,
+    RecordingCustomObjectsApi,
+    labelled,
+    registry,
+    served,
+)
 
 
 def test_gate_rejects_a_candidate_worse_on_recent_labelled_data(registry, labelled):
@@ -75,25 +45,11 @@ def test_gate_waits_for_enough_labelled_rows(registry, labelled):
     assert decision.action == "wait"
 
 
-def _served(champion_error: float, candidate_error: float, rows: int = 300) -> pd.DataFrame:
-    rng = np.random.default_rng(0)
-    actual = rng.uniform(3, 20, rows)
-    version = np.where(np.arange(rows) % 5 == 0, "v0002", "v0001")
-    error = np.where(version == "v0002", candidate_error, champion_error)
-    return pd.DataFrame(
-        {
-            "model_version": version,
-            "actual": actual,
-            "prediction": actual + rng.choice([-1, 1], rows) * error,
-        }
-    )
-
-
 def test_a_canary_worse_live_is_rolled_back_and_the_champion_untouched(registry, tmp_path):
     router, log = LocalRouter(registry, MODEL), RolloutLog(tmp_path / "rollouts.jsonl")
     router.start_canary("v0002", 20, "gate passed")
     assert registry.alias(MODEL, "canary").traffic_percent == 20
-    decision = log.record(judge_canary(_served(1.0, 3.0), "v0002", "v0001", min_rows=50))
+    decision = log.record(judge_canary(served(1.0, 3.0), "v0002", "v0001", min_rows=50))
     assert decision.action == "rollback"
     router.roll_back("v0002", decision.reason)
     assert registry.alias(MODEL, "canary") is None
@@ -105,7 +61,7 @@ def test_a_canary_worse_live_is_rolled_back_and_the_champion_untouched(registry,
 def test_a_canary_better_live_is_promoted(registry):
     router = LocalRouter(registry, MODEL)
     router.start_canary("v0002", 20, "gate passed")
-    decision = judge_canary(_served(3.0, 1.0), "v0002", "v0001", min_rows=50)
+    decision = judge_canary(served(3.0, 1.0), "v0002", "v0001", min_rows=50)
     assert decision.action == "promote"
     router.promote("v0002", decision.reason)
     assert registry.resolve(MODEL) == "v0002"
@@ -113,30 +69,15 @@ def test_a_canary_better_live_is_promoted(registry):
 
 
 def test_canary_verdict_waits_for_labelled_traffic_on_both_versions():
-    decision = judge_canary(_served(1.0, 3.0, rows=100), "v0002", "v0001", min_rows=50)
+    decision = judge_canary(served(1.0, 3.0, rows=100), "v0002", "v0001", min_rows=50)
     assert decision.action == "wait"
-
-
-class RecordingCustomObjectsApi:
-    """MOCK: no Kubernetes API server runs here; this records the calls KServeRouter makes
-    with the signatures of kubernetes.client.CustomObjectsApi."""
-
-    def __init__(self, args: list[str]):
-        self.spec: dict[str, Any] = {"predictor": {"containers": [{"args": args}]}}
-        self.patches: list[list[dict[str, Any]]] = []
-
-    def get_namespaced_custom_object(self, group, version, namespace, plural, name):
-        assert (group, version, plural) == ("serving.kserve.io", "v1beta1", "inferenceservices")
-        return {"spec": self.spec}
-
-    def patch_namespaced_custom_object(self, group, version, namespace, plural, name, body):
-        self.patches.append(body)
 
 
 def test_kserve_router_patches_model_dir_and_canary_share(registry):
     api = RecordingCustomObjectsApi(["--model_name=pickup-eta", "--model_dir=s3://m/v0001"])
     router = KServeRouter(api, "flywheel", "pickup-eta", registry, MODEL)
     router.start_canary("v0002", 10, "gate passed")
+    assert registry.alias(MODEL, "canary").traffic_percent == 10, "the next run must see it"
     (patch,) = api.patches
     args = patch[0]["value"]
     assert args[0] == "--model_name=pickup-eta"
@@ -146,3 +87,32 @@ def test_kserve_router_patches_model_dir_and_canary_share(registry):
     assert api.patches[-1][1]["value"] == 0
     assert api.patches[-1][0]["value"][-1].endswith("/versions/v0001")
     assert registry.resolve(MODEL) == "v0001"
+    assert registry.alias(MODEL, "canary") is None
+
+
+class RefusingCustomObjectsApi(RecordingCustomObjectsApi):
+    """MOCK: an API server answering every call with one HTTP error status."""
+
+    def __init__(self, status: int):
+        super().__init__([])
+        self.status = status
+
+    def get_namespaced_custom_object(self, *args):
+        raise ApiException(status=self.status, reason="refused")
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "message"),
+    [
+        (403, ConfigError, "may not get inferenceservice flywheel/pickup-eta"),
+        (404, NotFoundError, "inferenceservice flywheel/pickup-eta does not exist"),
+        (500, FlywheelError, "get inferenceservice flywheel/pickup-eta failed: HTTP 500"),
+    ],
+)
+def test_kserve_router_names_the_object_when_the_api_refuses(registry, status, error, message):
+    router = KServeRouter(
+        RefusingCustomObjectsApi(status), "flywheel", "pickup-eta", registry, MODEL
+    )
+    with pytest.raises(error, match=message):
+        router.start_canary("v0002", 10, "gate passed")
+    assert registry.alias(MODEL, "canary") is None

@@ -1,0 +1,155 @@
+"""One idempotent rollout step: what a scheduled job does with a retrained candidate each run.
+
+The state lives where a fresh pod can read it back, not in the process: the registry's
+`candidate` alias (a retrain waiting for the offline gate) and `canary` alias (a version serving
+a share of live traffic, set by every router). So a run that crashes half-way is finished by the
+next one, and two runs in a row with nothing new decide `wait` or `idle` without moving anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+import pandas as pd
+
+from flywheel_mlops.registry import CHAMPION, AliasRecord, Registry
+from flywheel_mlops.rollout.controller import (
+    RolloutDecision,
+    RolloutLog,
+    gate_candidate,
+    judge_canary,
+)
+from flywheel_mlops.rollout.router import CANARY, CANDIDATE, TrafficRouter
+
+
+class PredictionWindow(Protocol):
+    """What the step reads of the prediction log (a PredictionStore fits)."""
+
+    def window(
+        self, start: datetime | None, end: datetime | None, model_name: str | None = None
+    ) -> pd.DataFrame: ...
+
+
+@dataclass(frozen=True)
+class RolloutOptions:
+    """How cautious the rollout is; the defaults are the local story's."""
+
+    canary_percent: int = 25
+    """Share of live requests the canary serves."""
+    gate_hours: float = 24.0
+    """The offline gate scores both models on the labelled rows of this many recent hours."""
+    gate_margin: float = 0.02
+    """The candidate's MAE must be at least this much (relative) below the champion's."""
+    gate_min_rows: int = 200
+    """Labelled recent rows the gate needs; fewer means wait."""
+    canary_margin: float = 0.0
+    """Live: the canary's MAE must be at least this much (relative) below the champion's."""
+    canary_min_rows: int = 100
+    """Labelled live rows each version must have served before the canary is judged."""
+
+
+def rollout_step(
+    registry: Registry,
+    model: str,
+    log: PredictionWindow,
+    router: TrafficRouter,
+    history: RolloutLog,
+    now: datetime,
+    options: RolloutOptions | None = None,
+) -> RolloutDecision:
+    """Take the one rollout action the registry's state calls for, record it, and return it.
+
+    - a canary is running: judge it on the labelled traffic each version served since it
+      started (judge_canary), then promote, roll back or wait;
+    - a `candidate` differs from the champion: score both on recent labelled rows
+      (gate_candidate), then start a canary, reject, or wait for labels;
+    - otherwise: `idle`.
+
+    Raises NotFoundError when the model has no champion (nothing to compare a candidate with),
+    and whatever the router raises when it cannot move traffic; nothing is recorded then.
+    """
+    options = options or RolloutOptions()
+    champion = registry.resolve(model, CHAMPION)
+    canary = registry.alias(model, CANARY)
+    if canary is not None:
+        decision = _judge(registry, model, log, router, canary, champion, now, options)
+    else:
+        candidate = registry.alias(model, CANDIDATE)
+        if candidate is None or candidate.version == champion:
+            decision = RolloutDecision(
+                "idle",
+                candidate.version if candidate else "",
+                champion,
+                f"no canary is running and no candidate differs from the champion {champion}",
+            )
+        else:
+            decision = _gate(
+                registry, model, log, router, candidate.version, champion, now, options
+            )
+    return history.record(decision)
+
+
+def _judge(
+    registry: Registry,
+    model: str,
+    log: PredictionWindow,
+    router: TrafficRouter,
+    canary: AliasRecord,
+    champion: str,
+    now: datetime,
+    options: RolloutOptions,
+) -> RolloutDecision:
+    # Only traffic since the canary started: before it, the champion served alone.
+    window = log.window(datetime.fromisoformat(canary.at), now, model)
+    verdict = judge_canary(
+        window,
+        canary.version,
+        champion,
+        margin=options.canary_margin,
+        min_rows=options.canary_min_rows,
+    )
+    if verdict.action == "promote":
+        router.promote(canary.version, verdict.reason)
+    elif verdict.action == "rollback":
+        router.roll_back(canary.version, verdict.reason)
+    if verdict.action != "wait":
+        _retire_candidate(registry, model, canary.version, verdict.reason)
+    return verdict
+
+
+def _gate(
+    registry: Registry,
+    model: str,
+    log: PredictionWindow,
+    router: TrafficRouter,
+    candidate: str,
+    champion: str,
+    now: datetime,
+    options: RolloutOptions,
+) -> RolloutDecision:
+    recent = log.window(now - timedelta(hours=options.gate_hours), now, model)
+    gate = gate_candidate(
+        registry.load(model, candidate),
+        registry.load(model, champion),
+        recent,
+        margin=options.gate_margin,
+        min_rows=options.gate_min_rows,
+    )
+    if gate.action == "canary":
+        router.start_canary(candidate, options.canary_percent, gate.reason)
+    if gate.action != "wait":
+        _retire_candidate(registry, model, candidate, gate.reason)
+    return gate
+
+
+def _retire_candidate(registry: Registry, model: str, version: str, reason: str) -> None:
+    """The gate has used the candidate: drop the alias so the next run does not gate it again.
+
+    Only if it still points at `version`: a retrain that finished meanwhile has moved it to a
+    newer version, which must get its own turn.
+    """
+    current = registry.alias(model, CANDIDATE)
+    if current is not None and current.version == version:
+        registry.remove_alias(model, CANDIDATE, reason)

@@ -1,0 +1,133 @@
+"""Fixtures for the rollout's tests: a registry with a good and a weak version, labelled traffic,
+and a recording stand-in for the Kubernetes API.
+
+Test modules import the fixtures they use by name, e.g.
+`from tests.unit.rollout_fixtures import registry`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from flywheel_mlops import models
+from flywheel_mlops.bundle import write_bundle
+from flywheel_mlops.predictions import PredictionStore
+from flywheel_mlops.predictions.records import FeedbackItem, PredictionRow
+from flywheel_mlops.registry import Registry
+from flywheel_mlops.stages.register import reference_sample
+
+MODEL = "pickup-eta"
+
+
+@pytest.fixture
+def registry(tmp_path: Path, bundle_contents, clean_frame, spec) -> Registry:
+    """v0001 (good, champion) and v0002 (a ridge fitted on 40 rows: clearly worse).
+
+    Their references hold 2,000 rows, as real bundles hold thousands, so `flywheel monitor`
+    measures drift with the methods Evidently picks for a reference of that size.
+    """
+    store = Registry(tmp_path / "registry")
+    small = clean_frame.head(40)
+    weak = models.fit(
+        "ridge",
+        {"alpha": 1.0},
+        bundle_contents.features.transform(small),
+        small[spec.target].to_numpy(),
+        seed=0,
+    )
+    for folder, model, family in (
+        ("good", bundle_contents.model, bundle_contents.family),
+        ("weak", weak, "ridge"),
+    ):
+        reference = reference_sample(spec, clean_frame, model, bundle_contents.features, 2000)
+        write_bundle(
+            tmp_path / folder,
+            replace(bundle_contents, model=model, family=family, reference=reference),
+        )
+    store.set_alias(MODEL, store.publish(MODEL, tmp_path / "good"), reason="first")
+    store.publish(MODEL, tmp_path / "weak")
+    return store
+
+
+@pytest.fixture
+def labelled(clean_frame, spec) -> pd.DataFrame:
+    """600 recent trips with their real pickup time as `actual`."""
+    return clean_frame.tail(600).rename(columns={spec.target: "actual"}).reset_index(drop=True)
+
+
+def log_traffic(store: PredictionStore, frame: pd.DataFrame, at: datetime) -> None:
+    """Log `frame` as served traffic at `at`, then its `actual` column as feedback.
+
+    Columns model_version, prediction and actual; every other column is a feature as sent.
+    """
+    prefix = uuid.uuid4().hex[:8]
+    features = frame.drop(columns=["model_version", "prediction", "actual"])
+    for column in features.select_dtypes(include=["datetime", "datetimetz"]):
+        features[column] = features[column].map(pd.Timestamp.isoformat)
+    records = [{str(k): v for k, v in r.items()} for r in features.to_dict(orient="records")]
+    store.log_predictions(
+        PredictionRow(f"{prefix}-{i}", 0, MODEL, version, record, float(prediction), at)
+        for i, (version, record, prediction) in enumerate(
+            zip(frame["model_version"], records, frame["prediction"], strict=True)
+        )
+    )
+    store.record_feedback(
+        FeedbackItem(f"{prefix}-{i}", float(actual)) for i, actual in enumerate(frame["actual"])
+    )
+
+
+def served(
+    champion_error: float,
+    canary_error: float,
+    rows: int = 300,
+    canary: str = "v0002",
+    champion: str = "v0001",
+) -> pd.DataFrame:
+    """Live traffic: every fifth request served by the canary, the rest by the champion."""
+    rng = np.random.default_rng(0)
+    actual = rng.uniform(3, 20, rows)
+    version = np.where(np.arange(rows) % 5 == 0, canary, champion)
+    error = np.where(version == canary, canary_error, champion_error)
+    return pd.DataFrame(
+        {
+            "zone": "Z01",
+            "model_version": version,
+            "actual": actual,
+            "prediction": actual + rng.choice([-1, 1], rows) * error,
+        }
+    )
+
+
+class RecordingCustomObjectsApi:
+    """MOCK: no Kubernetes API server runs here; this records the calls KServeRouter makes
+    with the signatures of kubernetes.client.CustomObjectsApi."""
+
+    def __init__(self, args: list[str]):
+        self.spec: dict[str, Any] = {"predictor": {"containers": [{"args": args}]}}
+        self.gets: list[tuple[str, str]] = []
+        self.patches: list[list[dict[str, Any]]] = []
+
+    def get_namespaced_custom_object(self, group, version, namespace, plural, name):
+        assert (group, version, plural) == ("serving.kserve.io", "v1beta1", "inferenceservices")
+        self.gets.append((namespace, name))
+        return {"spec": self.spec}
+
+    def patch_namespaced_custom_object(self, group, version, namespace, plural, name, body):
+        assert (group, version, plural) == ("serving.kserve.io", "v1beta1", "inferenceservices")
+        self.patches.append(body)
+        for op in body:  # apply it, so the next get returns what the API server would
+            field = op["path"].rsplit("/", 1)[1]
+            target = (
+                self.spec["predictor"]["containers"][0]
+                if field == "args"
+                else self.spec["predictor"]
+            )
+            target[field] = op["value"]

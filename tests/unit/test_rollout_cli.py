@@ -1,0 +1,132 @@
+"""`flywheel rollout --router kserve` and `flywheel monitor --rollout kserve` send exactly these
+JSON patches to the InferenceService.
+
+No Kubernetes cluster exists on this machine: the Kubernetes API is a recording fake object
+(RecordingCustomObjectsApi) put where the command builds its CustomObjectsApi. Everything else is
+real: the registry and the SQLite prediction log under tmp_path, the CLI, the rollout step.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from flywheel_mlops.cli import app
+from flywheel_mlops.predictions import PredictionStore
+from flywheel_mlops.registry import Registry
+from tests.unit.rollout_fixtures import (
+    MODEL,
+    RecordingCustomObjectsApi,
+    labelled,
+    log_traffic,
+    registry,
+    served,
+)
+
+ARGS_PATH, SHARE_PATH = "/spec/predictor/containers/0/args", "/spec/predictor/canaryTrafficPercent"
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, registry: Registry, labelled, monkeypatch) -> RecordingCustomObjectsApi:
+    """A weak champion (v0002), a better `candidate` (v0001) with an hour-old labelled window,
+    the FLYWHEEL_* environment the chart's CronJob sets, and the fake API."""
+    registry.set_alias(MODEL, "v0002", reason="the weak model is champion here")
+    registry.set_alias(MODEL, "v0001", "candidate", reason="retrained")
+    database = f"sqlite:///{tmp_path / 'predictions.sqlite'}"
+    log_traffic(
+        PredictionStore(database),
+        labelled.assign(
+            model_version="v0002", prediction=registry.load(MODEL, "v0002").predict(labelled)
+        ),
+        datetime.now(UTC) - timedelta(hours=1),
+    )
+    api = RecordingCustomObjectsApi(["--model_name=pickup-eta", "--model_dir=s3://m/v0002"])
+    monkeypatch.setattr("flywheel_mlops.cli.rollout.kubernetes_api", lambda: api)
+    for key, value in {
+        "FLYWHEEL_HOME": str(tmp_path / "home"),
+        "FLYWHEEL_REGISTRY_URI": registry.uri,
+        "FLYWHEEL_DATABASE_URL": database,
+        "FLYWHEEL_NAMESPACE": "flywheel",
+        "FLYWHEEL_INFERENCESERVICE": "pickup-eta",
+    }.items():
+        monkeypatch.setenv(key, value)
+    return api
+
+
+def rollout(*args: str) -> str:
+    result = CliRunner().invoke(app, ["rollout", "--router", "kserve", *args])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def rollout_log(tmp_path: Path) -> list[str]:
+    lines = (tmp_path / "home" / "monitor" / MODEL / "rollouts.jsonl").read_text().splitlines()
+    return [json.loads(line)["action"] for line in lines]
+
+
+@pytest.mark.parametrize(
+    ("canary_error", "action", "last_patch"),
+    [
+        (1.0, "promote", [{"op": "add", "path": SHARE_PATH, "value": 100}]),
+        (
+            5.0,
+            "rollback",
+            [
+                {"op": "replace", "path": ARGS_PATH, "value": ["--model_name=pickup-eta", "V2"]},
+                {"op": "add", "path": SHARE_PATH, "value": 0},
+            ],
+        ),
+    ],
+)
+def test_kserve_rollout_patches_the_inference_service_run_after_run(
+    cluster, registry, tmp_path, canary_error, action, last_patch
+):
+    v1_dir = f"--model_dir={registry.version_uri(MODEL, 'v0001')}"
+    v2_dir = f"--model_dir={registry.version_uri(MODEL, 'v0002')}"
+
+    assert "rollout canary" in rollout("--canary-percent", "10")
+    assert cluster.gets == [("flywheel", "pickup-eta")]
+    assert cluster.patches == [
+        [
+            {"op": "replace", "path": ARGS_PATH, "value": ["--model_name=pickup-eta", v1_dir]},
+            {"op": "add", "path": SHARE_PATH, "value": 10},
+        ]
+    ]
+
+    assert "rollout wait" in rollout()  # no live labels yet: nothing is patched
+    assert len(cluster.patches) == 1
+
+    store = PredictionStore(f"sqlite:///{tmp_path / 'predictions.sqlite'}")
+    live = served(3.0, canary_error, canary="v0001", champion="v0002")
+    log_traffic(store, live, datetime.now(UTC) + timedelta(seconds=1))
+    later = (datetime.now(UTC) + timedelta(minutes=30)).isoformat()
+    assert f"rollout {action}" in rollout("--now", later, "--canary-min-rows", "50")
+    expected = json.loads(json.dumps(last_patch).replace('"V2"', json.dumps(v2_dir)))
+    assert cluster.patches[-1] == expected
+    assert len(cluster.patches) == 2
+    assert registry.resolve(MODEL) == ("v0001" if action == "promote" else "v0002")
+    assert rollout_log(tmp_path) == ["canary", "wait", action]
+
+
+def test_monitor_takes_the_rollout_step_after_its_decision(cluster, registry, tmp_path):
+    result = CliRunner().invoke(
+        app,
+        ["monitor", "--rollout", "kserve", "--canary-percent", "10", "--min-labelled-rows", "50"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "rollout canary" in result.output
+    assert [patch[1]["value"] for patch in cluster.patches] == [10]
+    assert (tmp_path / "home" / "monitor" / MODEL / "decision.json").exists()
+    assert rollout_log(tmp_path) == ["canary"]
+
+
+def test_kserve_without_a_namespace_is_a_broken_setup(cluster, monkeypatch):
+    monkeypatch.delenv("FLYWHEEL_NAMESPACE")
+    result = CliRunner().invoke(app, ["rollout", "--router", "kserve"])
+    assert result.exit_code == 2
+    assert "--router kserve needs --namespace (FLYWHEEL_NAMESPACE)" in result.output
+    assert cluster.patches == []
