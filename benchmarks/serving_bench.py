@@ -8,6 +8,8 @@ All three serve the same XGBoost booster (the bundle's model.ubj), one at a time
 - mlserver: MLServer with mlserver-xgboost, installed by this script in its own virtual
   environment under --cache-dir; V2 JSON with the 32-column feature matrix (FP32).
 - floor: uvicorn + orjson + `Booster.inplace_predict`, nothing else; same body as MLServer.
+- kserve: KServe's own ModelServer with a model that only calls the booster on the V2 tensor
+  (same body as MLServer): what KServe's stack costs before any of Flywheel's work.
 
 Measured: single-row p50/p99 with one client, p99 with 8 concurrent clients, saturation
 throughput (the most requests/s at any concurrency whose p99 stays under 50 ms), and batch-1000
@@ -104,6 +106,41 @@ def run_floor(port: int, model_path: str) -> None:
 
     uvicorn.run(
         floor_app(model_path), host="127.0.0.1", port=port, log_level="warning", access_log=False
+    )
+
+
+# --- KServe's own stack: its ModelServer and a model that only calls the booster --------------
+
+
+def run_kserve(port: int, model_path: str) -> None:
+    """KServe's ModelServer with the least a custom model does: V2 tensor in, booster, V2 out.
+
+    It measures what KServe's stack (uvicorn, FastAPI, KServe's V2 parsing and Model.__call__)
+    costs before any of Flywheel's own work. It runs under Flywheel's ModelServer subclass, the
+    only way to bind 127.0.0.1 in KServe 0.21, which also leaves out KServe's per-request
+    timing middleware (see inference/model_server.py), exactly as Flywheel's server does.
+    """
+    import kserve
+    import xgboost as xgb
+    from flywheel_inference.model_server import FlywheelModelServer
+    from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
+
+    booster = xgb.Booster()
+    booster.load_model(model_path)
+    booster.set_param({"nthread": 1})
+
+    class BoosterOnly(kserve.Model):
+        def __init__(self) -> None:
+            super().__init__("booster")
+            self.ready = True
+
+        async def predict(self, payload: InferRequest, headers: Any = None) -> InferResponse:
+            predictions = booster.inplace_predict(payload.inputs[0].as_numpy())
+            output = InferOutput("predict", [len(predictions)], "FP32", data=predictions)
+            return InferResponse(payload.id or "", self.name, infer_outputs=[output])
+
+    FlywheelModelServer(host="127.0.0.1", http_port=port, enable_grpc=False, workers=1).start(
+        [BoosterOnly()]
     )
 
 
@@ -440,6 +477,15 @@ def summary(results: dict[str, ServerResult]) -> dict[str, Any]:
             "target": "<= 1.3",
             "verdict": check(ratio, 1.3),
         }
+        if "kserve" in results:
+            # Not a target: how far KServe's own stack with nothing but the booster call already
+            # is from the floor, i.e. what of the ratio above any KServe predictor pays.
+            bare = results["kserve"].level(1)["p50_ms"] / results["floor"].level(1)["p50_ms"]
+            out["kserve_stack_p50_vs_floor"] = {
+                "ratio": round(bare, 3),
+                "target": "(reference)",
+                "verdict": "-",
+            }
     binary = ours.batch["batch-1000 V2 binary"]["p50_ms"]
     as_json = ours.batch["batch-1000 V2 JSON"]["p50_ms"]
     out["batch_1000_binary_vs_json"] = {
@@ -543,7 +589,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "batch-1000 V2 binary": Request(f"/v2/models/{MODEL}/infer", binary, binary_headers),
     }
     results: dict[str, ServerResult] = {}
-    plan: list[str] = ["flywheel", "floor"] + ([] if args.skip_mlserver else ["mlserver"])
+    plan: list[str] = ["flywheel", "floor", "kserve"] + ([] if args.skip_mlserver else ["mlserver"])
     for name in plan:
         port = free_port()
         if name == "flywheel":
@@ -586,6 +632,26 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             )
             single = Request("/infer", v2_matrix_body(features[:1]), json_type)
             batches = {"batch-1000 V2 JSON": Request("/infer", v2_matrix_body(features), json_type)}
+        elif name == "kserve":
+            server = start(
+                name,
+                [
+                    sys.executable,
+                    __file__,
+                    "kserve",
+                    "--port",
+                    str(port),
+                    "--model",
+                    str(bundle_dir / "model.ubj"),
+                ],
+                port,
+                "/v2/models/booster/ready",
+                work,
+                env=ONE_THREAD,
+            )
+            path = "/v2/models/booster/infer"
+            single = Request(path, v2_matrix_body(features[:1]), json_type)
+            batches = {"batch-1000 V2 JSON": Request(path, v2_matrix_body(features), json_type)}
         else:
             venv = install_mlserver(cache)
             models = work / "mlserver"
@@ -667,6 +733,9 @@ def main(argv: list[str] | None = None) -> None:
     floor = sub.add_parser("floor", help="Serve the bare floor (used by the benchmark itself).")
     floor.add_argument("--port", type=int, required=True)
     floor.add_argument("--model", required=True)
+    bare = sub.add_parser("kserve", help="Serve KServe + the booster (used by the benchmark).")
+    bare.add_argument("--port", type=int, required=True)
+    bare.add_argument("--model", required=True)
     parser.add_argument("--duration", type=float, default=5.0, help="Seconds per measurement.")
     parser.add_argument(
         "--cache-dir",
@@ -700,6 +769,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.command == "floor":
         run_floor(args.port, args.model)
+        return
+    if args.command == "kserve":
+        run_kserve(args.port, args.model)
         return
     report = run(args)
     out = Path(args.out)

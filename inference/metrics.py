@@ -83,6 +83,12 @@ class ServingMetrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
+        self.requests_per_call = Histogram(
+            "flywheel_requests_per_model_call",
+            "Requests answered by one model call (requests arriving together share one).",
+            buckets=(1, 2, 4, 8, 16, 32, 64),
+            registry=registry,
+        )
         self.inflight = Gauge(
             "flywheel_inflight_requests", "Inference requests being served now.", registry=registry
         )

@@ -24,6 +24,7 @@ from flywheel_mlops.predictions.payload_logger import PayloadLogger
 from flywheel_mlops.schema import Columns
 from flywheel_mlops.serving.alias_watcher import AliasWatcher
 from flywheel_mlops.serving.bundle_source import BundleSource, RegistrySource
+from flywheel_mlops.serving.coalescer import Coalescer
 from flywheel_mlops.serving.served_model import ServedModel
 
 log = logging.getLogger("flywheel.predictor")
@@ -86,6 +87,7 @@ class PickupPredictor(kserve.Model):
         self._canary_watcher: AliasWatcher | None = None
         self._payload_logger = payload_logger
         self._payload_logger_started = False
+        self._coalescer = Coalescer(on_call=metrics.requests_per_call.observe)
 
     @property
     def served(self) -> ServedModel | None:
@@ -292,14 +294,17 @@ class PickupPredictor(kserve.Model):
         return response
 
     async def _run(self, rows: int, check: Any, data: Any, served: ServedModel) -> np.ndarray:
-        """Check and predict inline for small batches, on a worker thread for large ones."""
-
-        def work() -> np.ndarray:
-            frame: Columns | pd.DataFrame = check(data)
-            return served.predict(frame)
+        """Small batches: checked and featurized inline, then predicted in one model call with
+        the other requests of this loop turn. Large ones: all of it on a worker thread."""
 
         if rows <= self.limits.offload_rows:
-            return work()
+            matrix = served.features(check(data))
+            return await self._coalescer.predict(served, served.predict_matrix, matrix)
+
+        def work() -> np.ndarray:
+            columns: Columns | pd.DataFrame = check(data)
+            return served.predict(columns)
+
         return await asyncio.get_running_loop().run_in_executor(None, work)
 
 

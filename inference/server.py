@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import sys
 import warnings
@@ -234,6 +235,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     # later alias move can still make it ready. KServe's start() would refuse to start instead.
     server.register_model(predictor)
     predictor.start()
+    # Everything allocated so far (KServe, FastAPI, pandas, the model) lives as long as the
+    # process: take it out of the collector's sight, or every full collection walks half a
+    # million objects and stalls the event loop for tens of milliseconds (p99 under load).
+    gc.freeze()
     server.start([])
 
 

@@ -87,7 +87,14 @@ class ServedModel:
 
         The columns go straight into the training feature code: no DataFrame per request.
         """
-        matrix = self.bundle.features.transform(columns)
+        return self.predict_matrix(self.features(columns))
+
+    def features(self, columns: Columns | pd.DataFrame) -> np.ndarray:
+        """The model's feature matrix for checked records (the training feature code)."""
+        return self.bundle.features.transform(columns)
+
+    def predict_matrix(self, matrix: np.ndarray) -> np.ndarray:
+        """Predictions (float64) for a feature matrix made by `features`."""
         return np.asarray(self.bundle.model.predict(matrix), dtype=np.float64)
 
     def self_test(self, rows: int = SELF_TEST_ROWS) -> None:

@@ -172,3 +172,48 @@ def test_the_http_server_listens_on_loopback_only(predictor: RunningServer) -> N
     messages = [e.get("message", "") for e in predictor.logs()]
     assert any(f"Uvicorn running on http://127.0.0.1:{port}" in m for m in messages), messages
     assert any("gRPC is off" in m for m in messages)
+
+
+def test_concurrent_requests_each_get_their_own_predictions(
+    predictor: RunningServer, bundle: Bundle, reference_rows: pd.DataFrame
+) -> None:
+    """Requests that arrive together share one model call on the server (the coalescer);
+    each must still get exactly its own rows' predictions, in its own order."""
+    import asyncio
+
+    slices = [reference_rows.iloc[i * 3 : i * 3 + 1 + i % 3] for i in range(24)]
+
+    async def send_all() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=predictor.url, timeout=30) as client:
+            return await asyncio.gather(
+                *(
+                    client.post(
+                        f"/v1/models/{MODEL}:predict",
+                        json={"instances": frame_to_records(rows)},
+                    )
+                    for rows in slices
+                )
+            )
+
+    def calls_and_requests() -> tuple[float, float]:
+        text = httpx.get(f"{predictor.url}/metrics", timeout=10).text
+        found = {
+            line.split()[0]: float(line.split()[1])
+            for line in text.splitlines()
+            if line.startswith("flywheel_requests_per_model_call_")
+        }
+        return (
+            found.get("flywheel_requests_per_model_call_count", 0.0),
+            found.get("flywheel_requests_per_model_call_sum", 0.0),
+        )
+
+    calls_before, requests_before = calls_and_requests()
+    for _ in range(3):
+        responses = asyncio.run(send_all())
+        for rows, response in zip(slices, responses, strict=True):
+            assert response.status_code == 200, response.text
+            got = np.asarray(response.json()["predictions"])
+            assert np.allclose(got, _in_process(bundle, rows), rtol=1e-6, atol=1e-6)
+    calls, requests = calls_and_requests()
+    assert requests - requests_before == 3 * len(slices)
+    assert calls - calls_before < requests - requests_before, "no two requests shared a call"

@@ -194,3 +194,67 @@ def test_records_with_other_keys_are_still_named() -> None:
     message = str(raised.value)
     assert "tip is not an input field in record 1" in message
     assert "when is missing in record 2" in message
+
+
+def _per_field(columns: dict[str, Any]) -> dict[str, np.ndarray] | str:
+    """The number columns as the per-field checks alone give them (or their message)."""
+    from flywheel_mlops.schema import _check_column, _raise_if
+
+    problems: list[str] = []
+    checked = {
+        f.name: _check_column(f, columns[f.name], problems)
+        for f in SCHEMA.fields
+        if f.kind in ("number", "integer")
+    }
+    try:
+        _raise_if(problems)
+    except InvalidInputError as error:
+        return str(error)
+    return checked
+
+
+_NUMBERS = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(min_value=-(10**400), max_value=10**400),
+    st.sampled_from([0, 1, 2.5, 20, 60, 60.0001, -0.0, True, "3", None]),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    km=st.lists(_NUMBERS, min_size=1, max_size=6),
+    incidents=st.lists(_NUMBERS, min_size=1, max_size=6),
+    as_arrays=st.booleans(),
+)
+def test_the_one_pass_number_check_agrees_with_the_per_field_checks(
+    km: list[Any], incidents: list[Any], as_arrays: bool
+) -> None:
+    """Whatever the values, the batch check (all number fields in one array) gives the same
+    columns as checking field by field, or leaves the batch to those checks' messages."""
+    rows = min(len(km), len(incidents))
+    columns: dict[str, Any] = {"km": km[:rows], "incidents": incidents[:rows]}
+    if as_arrays:
+        try:
+            columns = {k: np.asarray(v, dtype=np.float64) for k, v in columns.items()}
+        except (TypeError, ValueError, OverflowError):
+            return
+    expected = _per_field(columns)
+    fast = SCHEMA._numbers.check(columns)
+    if fast is None:
+        # Declined: the per-field path answers; it must then have something to say, or the
+        # batch is one the fast path merely could not stack.
+        return
+    assert not isinstance(expected, str), f"fast path accepted what the fields reject: {expected}"
+    for name, values in expected.items():
+        np.testing.assert_array_equal(fast[name], values)
+        assert fast[name].dtype == np.float64
+
+
+def test_a_clean_batch_takes_the_one_pass_number_check() -> None:
+    columns = {"km": [1.5, 2], "incidents": [0, 20]}
+    fast = SCHEMA._numbers.check(columns)
+    assert fast is not None
+    assert fast["km"].tolist() == [1.5, 2.0]
+    assert fast["incidents"].tolist() == [0.0, 20.0]
+    assert SCHEMA._numbers.check({"km": [1.5, 2], "incidents": [0, 2.5]}) is None  # not whole
+    assert SCHEMA._numbers.check({"km": [1.5, True], "incidents": [0, 1]}) is None  # a bool
