@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from flywheel_mlops.monitoring.reference_stats import PREDICTION, ReferenceStats
+from flywheel_mlops.monitoring.reference_stats import PREDICTION, ColumnStats, ReferenceStats
 
 _PSI_FLOOR = 1e-4
 
@@ -74,9 +74,32 @@ def data_definition(stats: ReferenceStats) -> Any:
     """Evidently's column roles, from the bundle schema rather than dtype guessing."""
     from evidently import DataDefinition
 
-    numeric = [n for n, c in stats.columns.items() if c.kind == "numeric"]
-    categorical = [n for n, c in stats.columns.items() if c.kind == "categorical"]
+    numeric = [n for n, c in stats.columns.items() if _evidently_kind(c) == "numeric"]
+    categorical = [n for n, c in stats.columns.items() if _evidently_kind(c) == "categorical"]
     return DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
+
+
+def _evidently_kind(column: ColumnStats) -> str:
+    """The column type to declare so Evidently accepts the method it picked by default.
+
+    On a reference of at most 1,000 rows Evidently's default for a number column with at most
+    five distinct values is chi-square or a z-test, tests it registers for categorical columns
+    only: run by default they work, pinned by name on a numerical column they raise. Such a
+    column is declared categorical, which is how Evidently's default already treats it.
+    """
+    from evidently.legacy.calculations.stattests.registry import (
+        StatTestInvalidFeatureTypeError,
+        get_registered_stattest,
+    )
+    from evidently.legacy.core import ColumnType
+
+    if column.kind != "numeric":
+        return column.kind
+    try:
+        get_registered_stattest(column.method, ColumnType.Numerical)
+    except StatTestInvalidFeatureTypeError:
+        return "categorical"
+    return "numeric"
 
 
 def measure_drift(

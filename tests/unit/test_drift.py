@@ -137,3 +137,41 @@ def test_a_parquet_window_gives_the_frames_sample_and_histograms(
         from_file.sample.astype({c: object for c in CATEGORICAL}),  # type: ignore[union-attr]
         from_frame.sample,  # type: ignore[arg-type]
     )
+
+
+def test_a_small_reference_with_a_few_valued_number_column_is_measured_as_evidently_does() -> None:
+    """At most 1,000 reference rows and at most five distinct values: Evidently's default for
+    that number column is chi-square (a categorical-only test). The monitor must run it, not
+    fail, and agree with a plain DataDriftPreset run on score and verdict."""
+    rng = np.random.default_rng(3)
+
+    def frame(rows: int, moved: bool) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "incidents": rng.choice(
+                    [0, 1, 2, 3], rows, p=[0.1, 0.2, 0.3, 0.4] if moved else None
+                ),
+                "steady": rng.normal(0.0, 1.0, rows),
+                PREDICTION: rng.gamma(4.0, 3.0, rows),
+            }
+        )
+
+    reference, current = frame(500, moved=False), frame(800, moved=True)
+    columns = {name: column_stats(reference[name], "numeric") for name in reference.columns}
+    assert columns["incidents"].method == "chisquare"
+    stats = ReferenceStats("toy", "v1", "0" * 64, len(reference), "actual", None, columns)
+
+    ours = measure_drift(reference, current, stats, histograms={})
+
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.presets import DataDriftPreset
+
+    definition = DataDefinition(numerical_columns=list(reference.columns))
+    snapshot = Report([DataDriftPreset()], include_tests=True).run(
+        Dataset.from_pandas(current, data_definition=definition),
+        Dataset.from_pandas(reference, data_definition=definition),
+    )
+    _, score, _, drifted = read_snapshot(snapshot.dict())["incidents"]
+    assert ours.features["incidents"].method == "chisquare"
+    assert ours.features["incidents"].score == pytest.approx(score, rel=1e-9)
+    assert ours.features["incidents"].drifted == drifted is True
