@@ -244,3 +244,31 @@ def test_should_follow_the_rollout_values(helm_template, rollout, args):
     assert result.returncode == 0, result.stderr
     objects = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
     assert _monitor_container(objects).get("args") == args
+
+
+def _predictor(objects: list[dict]) -> dict:
+    (service,) = [o for o in objects if o["kind"] == "InferenceService"]
+    return service["spec"]["predictor"]
+
+
+def test_should_pass_the_request_limits_to_the_predictor(helm_template):
+    limits = {"maxConcurrency": 2, "maxBatch": 500, "maxBodyBytes": 1048576}
+    result = helm_template({"predictor": {"limits": limits, "containerConcurrency": 8}})
+    assert result.returncode == 0, result.stderr
+    predictor = _predictor([d for d in yaml.safe_load_all(result.stdout) if d])
+    args = predictor["containers"][0]["args"]
+    assert {"--max_concurrency=2", "--max_batch=500", "--max_body_bytes=1048576"} <= set(args)
+    assert predictor["containerConcurrency"] == 8
+
+
+def test_should_leave_container_concurrency_to_kserve_by_default(chart_renderings):
+    for rendering in chart_renderings.values():
+        predictor = rendering.one("InferenceService")["spec"]["predictor"]
+        assert "containerConcurrency" not in predictor
+        assert "--max_concurrency=64" in predictor["containers"][0]["args"]
+
+
+def test_should_reject_a_limit_that_is_not_a_count(helm_template):
+    result = helm_template({"predictor": {"limits": {"maxConcurrency": "many"}}})
+    assert result.returncode != 0
+    assert "maxConcurrency" in result.stderr
