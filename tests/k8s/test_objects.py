@@ -124,6 +124,10 @@ def test_rbac_should_be_namespaced_and_minimal(renderings):
     for rendering in renderings:
         kinds = {o["kind"] for o in rendering.objects}
         assert not kinds & {"ClusterRole", "ClusterRoleBinding"}
+        if "Role" not in kinds:
+            # No rollout step here (Standard/RawDeployment): no API access at all.
+            assert "RoleBinding" not in kinds, rendering.name
+            continue
         role = rendering.one("Role")
         assert role["rules"] == [
             {

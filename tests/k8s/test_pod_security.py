@@ -53,7 +53,9 @@ def test_should_set_requests_limits_and_read_only_root_in_every_container(all_re
 def test_should_mount_an_api_token_only_where_the_api_is_used(all_renderings):
     for name, where, pod, rendering in _pods(all_renderings):
         accounts = {sa["metadata"]["name"]: sa for sa in rendering.of_kind("ServiceAccount")}
-        assert mounts_token(pod, accounts) == (where in TOKEN_ALLOWED), f"{name} {where}"
+        # Only the monitor, and only where it has a Role to use (the rollout step's).
+        allowed = where in TOKEN_ALLOWED and bool(rendering.of_kind("Role"))
+        assert mounts_token(pod, accounts) == allowed, f"{name} {where}"
 
 
 def test_should_flag_a_root_privileged_pod():

@@ -32,6 +32,14 @@ Names and labels only. Anything with behaviour lives in the template that uses i
 {{- printf "%s-monitor" (include "flywheel.fullname" .) | trunc 52 | trimSuffix "-" -}}
 {{- end -}}
 
+{{/* "true" when the monitor job takes rollout steps: enabled, and KServe can split traffic
+(Knative/Serverless mode). Only then does it need the Kubernetes API. */}}
+{{- define "flywheel.monitor.rollout" -}}
+{{- if and .Values.monitor.enabled .Values.monitor.rollout.enabled (has .Values.kserve.deploymentMode (list "Knative" "Serverless")) -}}
+true
+{{- end -}}
+{{- end -}}
+
 {{/* ServiceAccount names. */}}
 {{- define "flywheel.predictor.serviceAccountName" -}}
 {{- printf "%s-predictor" (include "flywheel.fullname" .) | trunc 63 | trimSuffix "-" -}}
