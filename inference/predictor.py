@@ -87,7 +87,9 @@ class PickupPredictor(kserve.Model):
         self._canary_watcher: AliasWatcher | None = None
         self._payload_logger = payload_logger
         self._payload_logger_started = False
-        self._coalescer = Coalescer(on_call=metrics.requests_per_call.observe)
+        self._coalescer = Coalescer(
+            self.limits.offload_rows, on_call=metrics.requests_per_call.observe
+        )
 
     @property
     def served(self) -> ServedModel | None:

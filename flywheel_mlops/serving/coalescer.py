@@ -9,7 +9,9 @@ load the batches grow by themselves, because the answers of one batch go out tog
 clients' next requests arrive together.
 
 Each request is checked and featurized on its own first, so a bad record fails only its own
-request with its own message; only clean feature matrices are stacked.
+request with its own message; only clean feature matrices are stacked. A batch holds at most
+`max_rows` rows (the predictor's `--offload_rows`): past that a new batch starts, so no single
+model call on the event loop is longer than one request's may be.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ Predict = Callable[[np.ndarray], np.ndarray]
 
 @dataclass
 class _Batch:
+    key: int
     predict: Predict
+    rows: int = 0
     matrices: list[np.ndarray] = field(default_factory=list)
     waiters: list[asyncio.Future[np.ndarray]] = field(default_factory=list)
 
@@ -33,8 +37,13 @@ class _Batch:
 class Coalescer:
     """Stacks the feature matrices waiting for the same model and predicts them in one call."""
 
-    def __init__(self, on_call: Callable[[int], None] | None = None) -> None:
-        """Args: on_call: told how many requests each model call served (for a metric)."""
+    def __init__(self, max_rows: int, on_call: Callable[[int], None] | None = None) -> None:
+        """
+        Args:
+            max_rows: most rows one shared call predicts (a request alone may have up to this).
+            on_call: told how many requests each model call served (for a metric).
+        """
+        self.max_rows = max_rows
         self._open: dict[int, _Batch] = {}
         self._on_call = on_call
         self.calls = 0
@@ -45,16 +54,21 @@ class Coalescer:
         that predicts with the same model (`key`: the served bundle; a canary gets its own)."""
         loop = asyncio.get_running_loop()
         batch = self._open.get(id(key))
+        if batch is not None and batch.rows + len(matrix) > self.max_rows:
+            del self._open[id(key)]  # full: it is flushed as it is, this request starts another
+            batch = None
         if batch is None:
-            batch = self._open[id(key)] = _Batch(predict)
-            loop.call_soon(self._flush, id(key))
+            batch = self._open[id(key)] = _Batch(id(key), predict)
+            loop.call_soon(self._flush, batch)
         waiter: asyncio.Future[np.ndarray] = loop.create_future()
+        batch.rows += len(matrix)
         batch.matrices.append(matrix)
         batch.waiters.append(waiter)
         return await waiter
 
-    def _flush(self, key: int) -> None:
-        batch = self._open.pop(key)
+    def _flush(self, batch: _Batch) -> None:
+        if self._open.get(batch.key) is batch:
+            del self._open[batch.key]
         self.calls += 1
         if self._on_call is not None:
             self._on_call(len(batch.waiters))

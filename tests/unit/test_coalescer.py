@@ -26,7 +26,7 @@ def _rows(start: int, count: int) -> np.ndarray:
 
 
 def test_requests_of_one_turn_share_one_call_and_get_their_own_rows() -> None:
-    model, coalescer = CountingModel(), Coalescer()
+    model, coalescer = CountingModel(), Coalescer(max_rows=256)
     key = object()
     matrices = [_rows(0, 1), _rows(100, 3), _rows(200, 2)]
 
@@ -40,14 +40,14 @@ def test_requests_of_one_turn_share_one_call_and_get_their_own_rows() -> None:
 
 
 def test_a_lone_request_is_predicted_alone() -> None:
-    model, coalescer = CountingModel(), Coalescer()
+    model, coalescer = CountingModel(), Coalescer(max_rows=256)
     result = asyncio.run(coalescer.predict(object(), model, _rows(0, 4)))
     assert model.batches == [4]
     np.testing.assert_array_equal(result, _rows(0, 4).sum(axis=1))
 
 
 def test_different_models_are_never_mixed() -> None:
-    champion, canary, coalescer = CountingModel(), CountingModel(), Coalescer()
+    champion, canary, coalescer = CountingModel(), CountingModel(), Coalescer(max_rows=256)
     a, b = object(), object()
 
     async def main() -> list[np.ndarray]:
@@ -65,7 +65,7 @@ def test_different_models_are_never_mixed() -> None:
 
 
 def test_later_turns_start_a_new_batch() -> None:
-    model, coalescer = CountingModel(), Coalescer()
+    model, coalescer = CountingModel(), Coalescer(max_rows=256)
     key = object()
 
     async def main() -> None:
@@ -78,7 +78,7 @@ def test_later_turns_start_a_new_batch() -> None:
 
 
 def test_a_model_error_reaches_every_request_of_the_batch() -> None:
-    coalescer = Coalescer()
+    coalescer = Coalescer(max_rows=256)
 
     def broken(matrix: np.ndarray) -> np.ndarray:
         raise RuntimeError("booster exploded")
@@ -95,7 +95,7 @@ def test_a_model_error_reaches_every_request_of_the_batch() -> None:
 
 
 def test_a_cancelled_request_does_not_disturb_the_others() -> None:
-    model, coalescer = CountingModel(), Coalescer()
+    model, coalescer = CountingModel(), Coalescer(max_rows=256)
 
     async def main() -> np.ndarray:
         gone = asyncio.ensure_future(coalescer.predict("k", model, _rows(0, 1)))
@@ -108,3 +108,19 @@ def test_a_cancelled_request_does_not_disturb_the_others() -> None:
 
     result = asyncio.run(main())
     np.testing.assert_array_equal(result, _rows(50, 1).sum(axis=1))
+
+
+def test_a_batch_stops_at_max_rows_and_the_rest_start_another() -> None:
+    """No shared call on the event loop is longer than one request's may be."""
+    calls: list[int] = []
+    model, coalescer = CountingModel(), Coalescer(max_rows=4, on_call=calls.append)
+    matrices = [_rows(0, 3), _rows(10, 1), _rows(20, 2), _rows(30, 2)]
+
+    async def main() -> list[np.ndarray]:
+        return await asyncio.gather(*(coalescer.predict("k", model, m) for m in matrices))
+
+    results = asyncio.run(main())
+    assert model.batches == [4, 4]
+    assert calls == [2, 2]  # requests per model call, as the metric sees them
+    for matrix, result in zip(matrices, results, strict=True):
+        np.testing.assert_array_equal(result, matrix.sum(axis=1))

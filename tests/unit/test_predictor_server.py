@@ -60,3 +60,15 @@ def test_contradictory_arguments_stop_the_server(argv: tuple[str, ...]) -> None:
 def test_kserves_own_arguments_are_accepted() -> None:
     args = parse("--http_port", "9000", "--grpc_port", "9001", "--model_name", "m")
     assert (args.http_port, args.grpc_port, args.model_name) == (9000, 9001, "m")
+
+
+def test_the_kserve_hook_that_adds_the_timing_middleware_still_exists() -> None:
+    """FlywheelModelServer leaves KServe's timing middleware out by replacing
+    RESTServer._add_middlewares; if KServe renamed that hook, the middleware (a log line and two
+    getrusage calls per request) would silently come back."""
+    import inspect
+
+    from kserve.protocol.rest.server import RESTServer
+
+    assert "TimingMiddleware" in inspect.getsource(RESTServer._add_middlewares)
+    assert "self._add_middlewares(app)" in inspect.getsource(RESTServer.create_application)

@@ -258,3 +258,21 @@ def test_a_clean_batch_takes_the_one_pass_number_check() -> None:
     assert fast["incidents"].tolist() == [0.0, 20.0]
     assert SCHEMA._numbers.check({"km": [1.5, 2], "incidents": [0, 2.5]}) is None  # not whole
     assert SCHEMA._numbers.check({"km": [1.5, True], "incidents": [0, 1]}) is None  # a bool
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    km=st.lists(st.floats(min_value=0, max_value=60), min_size=1, max_size=8),
+    whole=st.lists(st.integers(min_value=0, max_value=20), min_size=1, max_size=8),
+)
+def test_clean_batches_take_the_one_pass_check_and_match_the_per_field_checks(
+    km: list[float], whole: list[int]
+) -> None:
+    rows = min(len(km), len(whole))
+    columns: dict[str, Any] = {"km": km[:rows], "incidents": whole[:rows]}
+    fast = SCHEMA._numbers.check(columns)
+    assert fast is not None, "a clean batch must not fall back to the per-field checks"
+    expected = _per_field(columns)
+    assert not isinstance(expected, str)
+    for name, values in expected.items():
+        np.testing.assert_array_equal(fast[name], values)
