@@ -68,7 +68,14 @@ def rollout(
         Path | None,
         typer.Option(help=f"Folder of {ROLLOUT_LOG}. Default: <home>/monitor/<model>."),
     ] = None,
-    now: Annotated[str, typer.Option(help="Time of this run (ISO 8601). Default: now.")] = "",
+    now: Annotated[
+        str,
+        typer.Option(
+            help="Time of this run (ISO 8601). Default: now. A canary is judged on traffic from "
+            "the moment its alias was set (wall-clock time) to this one, so an earlier --now "
+            "leaves it nothing to judge."
+        ),
+    ] = "",
     router: Annotated[Router, typer.Option(help="Where decisions take effect.")] = Router.local,
     namespace: NamespaceOption = "",
     inference_service: InferenceServiceOption = "",

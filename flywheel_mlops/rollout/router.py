@@ -90,10 +90,17 @@ class KServeRouter:
     def _call(self, verb: str, method: Callable[..., _T], *body: Any) -> _T:
         """One API call; Kubernetes' errors become Flywheel's, naming the object and the cause."""
         from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
 
         where = f"inferenceservice {self.namespace}/{self.name}"
         try:
             return method(self.GROUP, self.VERSION, self.namespace, self.PLURAL, self.name, *body)
+        except (HTTPError, OSError) as error:
+            # Refused, reset, or dropped by a NetworkPolicy: the API is not reachable from here.
+            raise ConfigError(
+                f"the Kubernetes API did not answer the {verb} of {where}: {error}; check the "
+                "pod's egress to the API server (networkPolicy.kubernetesApiTo)"
+            ) from error
         except ApiException as error:
             if error.status == 404:
                 raise NotFoundError(f"{where} does not exist (HTTP 404 on {verb})") from error

@@ -73,7 +73,19 @@ def rollout_step(
     options = options or RolloutOptions()
     champion = registry.resolve(model, CHAMPION)
     canary = registry.alias(model, CANARY)
-    if canary is not None:
+    if canary is not None and canary.version == champion:
+        # An earlier run promoted it and died before clearing the canary alias: finish that
+        # promotion (judging the champion against itself could "roll back" the champion).
+        router.promote(canary.version, "finishing the promotion an earlier run started")
+        decision = RolloutDecision(
+            "promote",
+            canary.version,
+            champion,
+            f"{canary.version} is already the champion; the canary alias was left by an "
+            "interrupted promotion and is now cleared",
+        )
+        _retire_candidate(registry, model, canary.version, decision.reason)
+    elif canary is not None:
         decision = _judge(registry, model, log, router, canary, champion, now, options)
     else:
         candidate = registry.alias(model, CANDIDATE)

@@ -116,3 +116,23 @@ def test_kserve_router_names_the_object_when_the_api_refuses(registry, status, e
     with pytest.raises(error, match=message):
         router.start_canary("v0002", 10, "gate passed")
     assert registry.alias(MODEL, "canary") is None
+
+
+def test_kserve_router_says_so_when_the_api_server_cannot_be_reached(registry):
+    """The real Kubernetes client, pointed at a loopback port nothing listens on (as when a
+    NetworkPolicy drops the monitor's traffic to the API server)."""
+    import socket
+
+    from kubernetes import client
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    configuration = client.Configuration()
+    configuration.host = f"http://127.0.0.1:{port}"
+    configuration.retries = 0
+    api = client.CustomObjectsApi(client.ApiClient(configuration))
+    router = KServeRouter(api, "flywheel", "pickup-eta", registry, MODEL)
+    with pytest.raises(ConfigError, match="Kubernetes API did not answer the get"):
+        router.start_canary("v0002", 10, "gate passed")
+    assert registry.alias(MODEL, "canary") is None

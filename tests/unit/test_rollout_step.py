@@ -142,3 +142,18 @@ def test_a_model_without_a_champion_is_a_broken_setup(tmp_path, store, history):
     with pytest.raises(NotFoundError, match="has no alias 'champion'"):
         step(Registry(tmp_path / "empty"), store, history, datetime.now(UTC))
     assert history.read() == []
+
+
+def test_a_promotion_interrupted_before_the_canary_alias_went_is_finished(registry, store, history):
+    """The champion moved to the canary's version, then the run died: the next run must finish
+    the promotion, not judge the champion against itself."""
+    registry.set_alias(MODEL, "v0002", reason="promoted by a run that then died")
+    registry.set_alias(MODEL, "v0002", CANARY, reason="left over")
+
+    decision = step(registry, store, history, datetime.now(UTC))
+
+    assert decision.action == "promote"
+    assert "interrupted promotion" in decision.reason
+    assert registry.alias(MODEL, CANARY) is None
+    assert registry.resolve(MODEL, "champion") == "v0002"
+    assert step(registry, store, history, datetime.now(UTC)).action == "idle"
