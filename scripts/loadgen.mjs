@@ -9,9 +9,11 @@
 //        --body body.json --rate 400 --count 20000 --connections 32 [--header k:v ...]
 //
 // Prints one JSON object: answers by status, responses that carried Retry-After, transport
-// errors, the achieved send rate, and latency percentiles of accepted (200) answers measured
-// from the moment each request was due (so time spent waiting for a free connection counts
-// as latency, not as a lower offered rate) and from the moment it was written.
+// errors, the achieved send rate (from the moment the last request was written out, so a
+// backlog in front of busy connections shows as a lower rate), latency percentiles of
+// accepted (200) answers measured from the moment each request was due (time spent waiting
+// for a free connection counts) and from the moment it was written, and the same of refusals
+// (429 and 503).
 import http from "node:http";
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
@@ -49,12 +51,26 @@ const errors = {};
 let retryAfter = 0;
 const fromDue = [];
 const fromWrite = [];
+const refusedFromWrite = [];
 let issued = 0;
 let finished = 0;
-let lastIssue = 0;
+let lastWrite = 0;
 const start = performance.now();
 
 function send(due) {
+  let settled = false;
+  const settle = () => {
+    if (!settled) {
+      settled = true;
+      done();
+    }
+  };
+  const failed = (error) => {
+    if (settled) return;
+    const key = error.code || error.message;
+    errors[key] = (errors[key] || 0) + 1;
+    settle();
+  };
   const request = http.request(
     {
       host: url.hostname,
@@ -67,15 +83,20 @@ function send(due) {
     },
     (response) => {
       response.resume();
+      // A connection reset in the middle of an answer is a dropped request, not a crash.
+      response.on("error", failed);
       response.on("end", () => {
+        if (settled) return;
         const now = performance.now();
         statuses[response.statusCode] = (statuses[response.statusCode] || 0) + 1;
         if (response.headers["retry-after"] !== undefined) retryAfter += 1;
         if (response.statusCode === 200) {
           fromDue.push(now - due);
           fromWrite.push(now - written);
+        } else if (response.statusCode === 429 || response.statusCode === 503) {
+          refusedFromWrite.push(now - written);
         }
-        done();
+        settle();
       });
     },
   );
@@ -83,12 +104,11 @@ function send(due) {
   request.on("socket", () => {
     written = performance.now();
   });
-  request.on("timeout", () => request.destroy(new Error("timeout")));
-  request.on("error", (error) => {
-    const key = error.code || error.message;
-    errors[key] = (errors[key] || 0) + 1;
-    done();
+  request.on("finish", () => {
+    lastWrite = Math.max(lastWrite, performance.now());
   });
+  request.on("timeout", () => request.destroy(new Error("timeout")));
+  request.on("error", failed);
   request.end(body);
 }
 
@@ -104,7 +124,6 @@ function tick() {
     send(start + (issued * 1000) / rate);
     issued += 1;
   }
-  lastIssue = performance.now();
   if (issued < count) setTimeout(tick, 1);
 }
 
@@ -117,7 +136,7 @@ function percentile(values, q) {
 
 function report() {
   const seconds = (performance.now() - start) / 1000;
-  const sending = Math.max((lastIssue - start) / 1000, 1e-9);
+  const sending = Math.max((lastWrite - start) / 1000, 1e-9);
   console.log(
     JSON.stringify({
       sent: count,
@@ -129,6 +148,10 @@ function report() {
       seconds: Math.round(seconds * 100) / 100,
       accepted_ms_from_due: { p50: percentile(fromDue, 50), p99: percentile(fromDue, 99) },
       accepted_ms_from_write: { p50: percentile(fromWrite, 50), p99: percentile(fromWrite, 99) },
+      refused_ms_from_write: {
+        p50: percentile(refusedFromWrite, 50),
+        p99: percentile(refusedFromWrite, 99),
+      },
     }),
   );
   agent.destroy();

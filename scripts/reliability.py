@@ -459,6 +459,8 @@ def overload(
             round(loaded_p99 / calm_p99, 2) if loaded_p99 and calm_p99 else None
         ),
         "accepted_p99_from_due_ms": loaded["accepted_ms_from_due"]["p99"],
+        "refused_p50_ms": loaded["refused_ms_from_write"]["p50"],
+        "refused_p99_ms": loaded["refused_ms_from_write"]["p99"],
         "rss_before_mib": round(rss_before, 1),
         "rss_max_sampled_mib": round(max(samples, default=rss_after), 1),
         "rss_after_mib": round(rss_after, 1),
@@ -603,6 +605,7 @@ def table(results: dict[str, Any]) -> str:
                 f"{o['accepted']} / {o['refused_overloaded']}",
             ),
             ("Overload: refusals without Retry-After", o["refused_without_retry_after"]),
+            ("Overload: refusal p50 / p99 (ms)", f"{o['refused_p50_ms']} / {o['refused_p99_ms']}"),
             (
                 "Overload: 5xx other than 503, dropped connections",
                 f"{o['5xx']}, {o['dropped_connections']}",
