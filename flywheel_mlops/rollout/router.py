@@ -24,6 +24,10 @@ class TrafficRouter(Protocol):
 
     def roll_back(self, version: str, reason: str) -> None: ...
 
+    def sync(self) -> list[str]:
+        """Bring the registry's aliases in line with what actually serves; what was repaired."""
+        ...
+
 
 class LocalRouter:
     """The local server follows the registry: `canary` (with a traffic share) and `champion`."""
@@ -41,6 +45,10 @@ class LocalRouter:
 
     def roll_back(self, version: str, reason: str) -> None:
         self.registry.remove_alias(self.model, CANARY, reason)
+
+    def sync(self) -> list[str]:
+        """Nothing to do: the local server follows the aliases, so they are what serves."""
+        return []
 
 
 def canary_patch(model_dir_uri: str, percent: int, args: list[str]) -> list[dict[str, Any]]:
@@ -76,8 +84,9 @@ class KServeRouter:
 
     After each patch the registry's aliases move as LocalRouter moves them: `canary` is how the
     next run of the rollout step knows a canary is running, and `champion` what is monitored.
-    The patch goes first, so a failed alias write is repaired by the next run repeating the same
-    (idempotent) patch rather than by a run judging a canary that never started.
+    The patch goes first, so an alias never names a canary the cluster does not serve; if the
+    alias write after it fails, the next run's `sync` reads the InferenceService and repairs
+    the aliases before deciding anything.
     """
 
     GROUP, VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
@@ -133,3 +142,47 @@ class KServeRouter:
         champion = self.registry.resolve(self.model, CHAMPION)
         self._patch(rollback_patch(self.registry.version_uri(self.model, champion), self._args()))
         self.aliases.roll_back(version, reason)
+
+    def sync(self) -> list[str]:
+        """Make the aliases say what the InferenceService serves: the cluster is the truth.
+
+        A patch that went through followed by an alias write that did not (the pod was killed,
+        the object store failed) leaves the two apart; the next run must not decide from the
+        stale aliases. Read the predictor's `--model_dir` and canary share and repair:
+        a version other than the champion at a share below 100 is the canary; at 100 it is the
+        champion (a promotion, or a release that set `model.version`); the champion at 0 or 100
+        means no canary. A `--model_dir` that is no version of this registry changes nothing.
+        """
+        predictor = self._call("get", self.api.get_namespaced_custom_object)["spec"]["predictor"]
+        serving = self._version_at(predictor["containers"][0].get("args", []))
+        if serving is None:
+            return []
+        share = int(predictor.get("canaryTrafficPercent", 100))
+        champion = self.registry.resolve(self.model, CHAMPION)
+        canary = self.registry.alias(self.model, CANARY)
+        why = f"inferenceservice {self.namespace}/{self.name} serves {serving} at {share}%"
+        if serving != champion and 0 < share < 100:
+            if canary is None or (canary.version, canary.traffic_percent) != (serving, share):
+                self.aliases.start_canary(serving, share, why)
+                return [f"{why}: canary alias set to {serving}"]
+        elif serving != champion and share >= 100:
+            self.aliases.promote(serving, why)
+            return [f"{why}: champion alias moved from {champion} to {serving}"]
+        elif serving == champion and share in (0, 100) and canary is not None:
+            self.aliases.roll_back(canary.version, why)
+            candidate = self.registry.alias(self.model, CANDIDATE)
+            if candidate is not None and candidate.version == canary.version:
+                # Rolled back: the gate must not send the same version out again.
+                self.registry.remove_alias(self.model, CANDIDATE, why)
+            return [f"{why}: stale canary alias ({canary.version}) removed"]
+        return []
+
+    def _version_at(self, args: list[str]) -> str | None:
+        """The registry version whose folder `--model_dir` names, if any."""
+        given = next((a.split("=", 1)[1] for a in args if a.startswith("--model_dir=")), None)
+        if given is None:
+            return None
+        for version in self.registry.versions(self.model):
+            if self.registry.version_uri(self.model, version).rstrip("/") == given.rstrip("/"):
+                return version
+        return None

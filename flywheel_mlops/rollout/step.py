@@ -8,7 +8,7 @@ next one, and two runs in a row with nothing new decide `wait` or `idle` without
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -71,6 +71,8 @@ def rollout_step(
     and whatever the router raises when it cannot move traffic; nothing is recorded then.
     """
     options = options or RolloutOptions()
+    # A patch that went through without its alias write must not be decided on stale aliases.
+    repaired = router.sync()
     champion = registry.resolve(model, CHAMPION)
     canary = registry.alias(model, CANARY)
     if canary is not None and canary.version == champion:
@@ -100,6 +102,8 @@ def rollout_step(
             decision = _gate(
                 registry, model, log, router, candidate.version, champion, now, options
             )
+    if repaired:
+        decision = replace(decision, reason=f"{'; '.join(repaired)}; then: {decision.reason}")
     return history.record(decision)
 
 

@@ -60,7 +60,7 @@ def cluster(tmp_path: Path, registry: Registry, labelled, monkeypatch) -> Record
 def rollout(*args: str) -> str:
     result = CliRunner().invoke(app, ["rollout", "--router", "kserve", *args])
     assert result.exit_code == 0, result.output
-    return result.output
+    return " ".join(result.output.split())  # the console wraps long reasons
 
 
 def rollout_log(tmp_path: Path) -> list[str]:
@@ -89,7 +89,8 @@ def test_kserve_rollout_patches_the_inference_service_run_after_run(
     v2_dir = f"--model_dir={registry.version_uri(MODEL, 'v0002')}"
 
     assert "rollout canary" in rollout("--canary-percent", "10")
-    assert cluster.gets == [("flywheel", "pickup-eta")]
+    # One read to check the aliases against the cluster, one for the args the patch keeps.
+    assert cluster.gets == [("flywheel", "pickup-eta")] * 2
     assert cluster.patches == [
         [
             {"op": "replace", "path": ARGS_PATH, "value": ["--model_name=pickup-eta", v1_dir]},
@@ -129,4 +130,56 @@ def test_kserve_without_a_namespace_is_a_broken_setup(cluster, monkeypatch):
     result = CliRunner().invoke(app, ["rollout", "--router", "kserve"])
     assert result.exit_code == 2
     assert "--router kserve needs --namespace (FLYWHEEL_NAMESPACE)" in result.output
+    assert cluster.patches == []
+
+
+def _serving(cluster: RecordingCustomObjectsApi, registry: Registry, version: str, share: int):
+    """The cluster as a patch left it: `version` in --model_dir at `share` percent."""
+    uri = registry.version_uri(MODEL, version)
+    cluster.spec["predictor"]["containers"][0]["args"] = [f"--model_dir={uri}"]
+    cluster.spec["predictor"]["canaryTrafficPercent"] = share
+
+
+def test_a_canary_patch_whose_alias_write_was_lost_is_recognised(cluster, registry):
+    """The canary patch went through, the run died before setting the alias: the next run must
+    see the canary that is serving, not gate the candidate again."""
+    _serving(cluster, registry, "v0001", 10)
+
+    output = rollout()
+
+    assert "rollout wait" in output  # the canary is judged (no live labels yet), not re-gated
+    assert "canary alias set to v0001" in output
+    canary = registry.alias(MODEL, "canary")
+    assert canary is not None
+    assert (canary.version, canary.traffic_percent) == ("v0001", 10)
+    assert cluster.patches == []
+
+
+def test_a_promotion_whose_alias_write_was_lost_is_finished(cluster, registry):
+    """All traffic went to v0001 but the champion alias still says v0002: the next run must not
+    judge (and maybe roll back) a canary that is already serving everything."""
+    _serving(cluster, registry, "v0001", 100)
+    registry.set_alias(MODEL, "v0001", "canary", reason="started", traffic_percent=10)
+
+    output = rollout()
+
+    assert "champion alias moved from v0002 to v0001" in output
+    assert registry.resolve(MODEL) == "v0001"
+    assert registry.alias(MODEL, "canary") is None
+    assert cluster.patches == []
+
+
+def test_a_rollback_whose_alias_write_was_lost_does_not_send_the_version_out_again(
+    cluster, registry
+):
+    _serving(cluster, registry, "v0002", 0)
+    registry.set_alias(MODEL, "v0001", "canary", reason="started", traffic_percent=10)
+
+    output = rollout()
+
+    assert "stale canary alias (v0001) removed" in output
+    assert "rollout idle" in output
+    assert registry.alias(MODEL, "canary") is None
+    assert registry.alias(MODEL, "candidate") is None
+    assert registry.resolve(MODEL) == "v0002"
     assert cluster.patches == []
