@@ -86,6 +86,7 @@ class ServingMetrics:
         self.requests_per_call = Histogram(
             "flywheel_requests_per_model_call",
             "Requests answered by one model call (requests arriving together share one).",
+            ["model_name"],
             buckets=(1, 2, 4, 8, 16, 32, 64),
             registry=registry,
         )

@@ -88,7 +88,7 @@ class PickupPredictor(kserve.Model):
         self._payload_logger = payload_logger
         self._payload_logger_started = False
         self._coalescer = Coalescer(
-            self.limits.offload_rows, on_call=metrics.requests_per_call.observe
+            self.limits.offload_rows, on_call=metrics.requests_per_call.labels(name).observe
         )
 
     @property

@@ -202,9 +202,10 @@ def test_concurrent_requests_each_get_their_own_predictions(
             for line in text.splitlines()
             if line.startswith("flywheel_requests_per_model_call_")
         }
+        labels = f'{{model_name="{MODEL}"}}'
         return (
-            found.get("flywheel_requests_per_model_call_count", 0.0),
-            found.get("flywheel_requests_per_model_call_sum", 0.0),
+            found.get(f"flywheel_requests_per_model_call_count{labels}", 0.0),
+            found.get(f"flywheel_requests_per_model_call_sum{labels}", 0.0),
         )
 
     calls_before, requests_before = calls_and_requests()
