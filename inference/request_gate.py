@@ -162,19 +162,7 @@ class RequestGate:
         except Exception:
             if started:
                 raise
-            request_id = uuid.uuid4().hex
-            log.exception(
-                "internal error answering %s %s",
-                scope["method"],
-                scope["path"],
-                extra={"request_id": request_id},
-            )
-            await _send_json(
-                send,
-                500,
-                {"error": f"internal error; request id {request_id}"},
-                {"x-request-id": request_id},
-            )
+            await _internal_error(scope, send, uuid.uuid4().hex, {})
 
     def _check(self, headers: dict[bytes, bytes], protocol: str, model: str) -> Rejection | None:
         """The first reason to refuse the request without reading its body, or None."""
@@ -266,19 +254,8 @@ class RequestGate:
         except Exception:
             if seen["status"]:
                 raise  # the answer is on its way already; nothing sane can follow it
-            log.exception(
-                "internal error answering %s %s",
-                scope["method"],
-                scope["path"],
-                extra={"request_id": fallback_id, "model_name": model},
-            )
             seen["status"] = 500
-            await _send_json(
-                send,
-                500,
-                {"error": f"internal error; request id {fallback_id}"},
-                {"x-request-id": fallback_id},
-            )
+            await _internal_error(scope, send, fallback_id, {"model_name": model})
         self._record(
             scope,
             protocol,
@@ -364,6 +341,22 @@ def _headers(scope: Scope) -> dict[bytes, bytes]:
 def _client_id(headers: dict[bytes, bytes]) -> str | None:
     value = headers.get(b"x-request-id", b"").decode("latin-1")
     return value if _SAFE_ID.match(value) else None
+
+
+async def _internal_error(scope: Scope, send: Send, request_id: str, extra: dict[str, str]) -> None:
+    """Log the escaped exception with its traceback; answer 500 naming only the request id."""
+    log.exception(
+        "internal error answering %s %s",
+        scope["method"],
+        scope["path"],
+        extra={"request_id": request_id, **extra},
+    )
+    await _send_json(
+        send,
+        500,
+        {"error": f"internal error; request id {request_id}"},
+        {"x-request-id": request_id},
+    )
 
 
 async def _send_json(

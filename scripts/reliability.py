@@ -19,7 +19,6 @@ import json
 import os
 import platform
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -44,6 +43,7 @@ from hypothesis import strategies as st  # noqa: E402
 
 from flywheel_mlops.registry import Registry  # noqa: E402
 from flywheel_mlops.serving.quick_train import train_in_process  # noqa: E402
+from tests.loadgen import run_loadgen  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results" / "reliability.json"
 DOC = REPO / "docs" / "reliability.md"
@@ -346,39 +346,6 @@ async def _send_one(client: httpx.AsyncClient, body: bytes, tally: Tally) -> Non
         tally.latencies_ok.append(time.perf_counter() - sent)
 
 
-def _node_load(
-    url: str, body: bytes, rate: float, count: int, connections: int, work: Path
-) -> dict[str, Any]:
-    """`count` requests due at a fixed `rate` from scripts/loadgen.mjs (Node's http client):
-    an open loop that keeps offering load when the server slows down or refuses."""
-    node = shutil.which("node")
-    if node is None:
-        raise SystemExit("the overload run needs Node.js (node) for its load generator")
-    body_file = work / "overload-body.json"
-    body_file.write_bytes(body)
-    done = subprocess.run(
-        [
-            node,
-            str(REPO / "scripts" / "loadgen.mjs"),
-            "--url",
-            url + PREDICT,
-            "--body",
-            str(body_file),
-            "--rate",
-            f"{rate:.1f}",
-            "--count",
-            str(count),
-            "--connections",
-            str(connections),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=600,
-    )
-    return json.loads(done.stdout)
-
-
 def _percentile(values: list[float], q: float) -> float | None:
     if len(values) < 2:
         return None
@@ -410,7 +377,9 @@ def overload(
         rss_before, _ = peak_memory_mib(pid)
         saturation = asyncio.run(_closed_loop(server.url, body, cap, probe_seconds))
         rate = saturation.statuses[200] / probe_seconds
-        calm = _node_load(server.url, body, rate / 2, max(200, count // 4), connections, logs)
+        calm = run_loadgen(
+            server.url + PREDICT, body, rate / 2, max(200, count // 4), connections, logs
+        )
         samples: list[float] = []
         stop = threading.Event()
 
@@ -420,7 +389,7 @@ def overload(
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        loaded = _node_load(server.url, body, 2 * rate, count, connections, logs)
+        loaded = run_loadgen(server.url + PREDICT, body, 2 * rate, count, connections, logs)
         stop.set()
         sampler.join(2)
         rss_after, peak = peak_memory_mib(pid)

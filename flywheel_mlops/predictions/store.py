@@ -40,6 +40,12 @@ class DatabaseUnavailable(FlywheelError):
     exit_code = 6
 
 
+#: A feedback row belongs to the prediction row with the same request id and row number.
+_SAME_ROW = and_(
+    feedback.c.request_id == predictions.c.request_id, feedback.c.row == predictions.c.row
+)
+
+
 def _json_dumps(value: Any) -> str:
     # orjson writes NaN/inf as null (PostgreSQL's json rejects NaN) and understands numpy types.
     return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS).decode()
@@ -355,10 +361,7 @@ class PredictionStore:
         """
         joined = predictions.outerjoin(
             feedback,
-            and_(
-                feedback.c.request_id == predictions.c.request_id,
-                feedback.c.row == predictions.c.row,
-            ),
+            _SAME_ROW,
         )
         statement = (
             select(
@@ -406,10 +409,7 @@ class PredictionStore:
             .select_from(
                 predictions.join(
                     feedback,
-                    and_(
-                        feedback.c.request_id == predictions.c.request_id,
-                        feedback.c.row == predictions.c.row,
-                    ),
+                    _SAME_ROW,
                 )
             )
             .where(*self._window_filter(start, end, model_name))
@@ -424,10 +424,7 @@ class PredictionStore:
             .select_from(
                 feedback.outerjoin(
                     predictions,
-                    and_(
-                        feedback.c.request_id == predictions.c.request_id,
-                        feedback.c.row == predictions.c.row,
-                    ),
+                    _SAME_ROW,
                 )
             )
             .where(predictions.c.request_id.is_(None))

@@ -46,8 +46,6 @@ class Coalescer:
         self.max_rows = max_rows
         self._open: dict[int, _Batch] = {}
         self._on_call = on_call
-        self.calls = 0
-        """Model calls made (fewer than requests whenever batches formed)."""
 
     async def predict(self, key: object, predict: Predict, matrix: np.ndarray) -> np.ndarray:
         """Predictions for `matrix`'s rows, from one call shared with every request of this turn
@@ -69,7 +67,6 @@ class Coalescer:
     def _flush(self, batch: _Batch) -> None:
         if self._open.get(batch.key) is batch:
             del self._open[batch.key]
-        self.calls += 1
         if self._on_call is not None:
             self._on_call(len(batch.waiters))
         try:

