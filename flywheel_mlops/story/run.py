@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from flywheel_mlops.monitoring.policy import RetrainPolicy
 from flywheel_mlops.monitoring.run import run_monitor
 from flywheel_mlops.predictions import PredictionStore
 from flywheel_mlops.registry import CHAMPION, Registry
-from flywheel_mlops.rollout import LocalRouter, RolloutLog, gate_candidate, judge_canary
+from flywheel_mlops.rollout import LocalRouter, RolloutLog, RolloutOptions, rollout_step
 from flywheel_mlops.serving.client import PredictionClient
 from flywheel_mlops.simulator import SimulationConfig, simulate
 from flywheel_mlops.spec import load_spec
@@ -102,6 +102,9 @@ def run_story(config: StoryConfig, home: Path, say: Callable[[str], None] = prin
         daily_cap=1,
     )
     router, rollouts = LocalRouter(registry, spec.name), RolloutLog(home / "rollouts.jsonl")
+    # The rollout step a cluster's monitor job takes, on the local router; it reads live traffic
+    # from the canary's start (wall clock) and gates on the hours `gate_hours` says.
+    rollout_options = RolloutOptions(canary_percent=config.canary_percent)
     result = StoryResult()
     pending: list[tuple[str, list[float]]] = []
     canary: str | None = None
@@ -148,20 +151,15 @@ def run_story(config: StoryConfig, home: Path, say: Callable[[str], None] = prin
                 str(v): _mae(p) for v, p in labelled.groupby("model_version")
             }
 
-            champion_version = registry.resolve(spec.name, CHAMPION)
             if canary is not None:
-                verdict = rollouts.record(
-                    judge_canary(window, canary, champion_version, min_rows=100)
+                verdict = rollout_step(
+                    registry, spec.name, store, router, rollouts, datetime.now(UTC), rollout_options
                 )
-                if verdict.action == "promote":
-                    router.promote(canary, verdict.reason)
-                elif verdict.action == "rollback":
-                    router.roll_back(canary, verdict.reason)
                 if verdict.action != "wait":
                     record.events.append(f"{verdict.action} {canary}: {verdict.reason}")
                     say(f"{day}: {verdict.action} {canary} — {verdict.reason}")
                     canary = None
-                    champion_version = registry.resolve(spec.name, CHAMPION)
+            champion_version = registry.resolve(spec.name, CHAMPION)
 
             champion = registry.load(spec.name, champion_version)
             served_by_champion = window[window["model_version"] == champion_version]
@@ -205,15 +203,20 @@ def run_story(config: StoryConfig, home: Path, say: Callable[[str], None] = prin
             record.events.append(f"retrained {candidate.version}")
             if candidate.version is None:
                 continue
-            recent = store.window(
-                marks.get(fresh_start, marks[yesterday]), datetime.now(UTC), spec.name
-            )
-            gate = rollouts.record(
-                gate_candidate(registry.load(spec.name, candidate.version), champion, recent)
+            # The gate scores both models on the labelled traffic since the world changed.
+            now = datetime.now(UTC)
+            since = marks.get(fresh_start, marks[yesterday])
+            gate = rollout_step(
+                registry,
+                spec.name,
+                store,
+                router,
+                rollouts,
+                now,
+                replace(rollout_options, gate_hours=(now - since).total_seconds() / 3600),
             )
             say(f"{day}: {candidate.version} — {gate.reason}")
             if gate.action == "canary":
-                router.start_canary(candidate.version, config.canary_percent, gate.reason)
                 canary = candidate.version
                 record.events.append(f"canary {canary} at {config.canary_percent}%")
                 time.sleep(1.5)  # the predictor picks the canary up on its next alias poll
