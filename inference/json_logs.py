@@ -15,24 +15,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from kserve.errors import (
-    InvalidInput,
-    ModelNotFound,
-    ModelNotReady,
-    ServerNotLive,
-    ServerNotReady,
-    UnsupportedProtocol,
-)
+from kserve import errors as kserve_errors
 
 #: LogRecord attributes that are not extra fields.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 _CLIENT_ERRORS = (
-    InvalidInput,
-    ModelNotFound,
-    ModelNotReady,
-    ServerNotLive,
-    ServerNotReady,
-    UnsupportedProtocol,
+    kserve_errors.InvalidInput,
+    kserve_errors.ModelNotFound,
+    kserve_errors.ModelNotReady,
+    kserve_errors.ServerNotLive,
+    kserve_errors.ServerNotReady,
+    kserve_errors.UnsupportedProtocol,
     NotImplementedError,
 )
 

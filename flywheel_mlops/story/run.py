@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from flywheel_mlops.errors import FlywheelError, InvalidInputError
-from flywheel_mlops.local_run import TrainingRequest, run_training
+from flywheel_mlops.local_run import RunOutcome, TrainingRequest, run_training
 from flywheel_mlops.monitoring.policy import RetrainPolicy
 from flywheel_mlops.monitoring.run import run_monitor
 from flywheel_mlops.predictions import PredictionStore
@@ -75,19 +75,21 @@ def run_story(config: StoryConfig, home: Path, say: Callable[[str], None] = prin
         f"day {config.closure_day} ({day_of(config.closure_day)}) in {', '.join(CLOSURE_ZONES)}"
     )
 
-    first = run_training(
-        TrainingRequest(
+    def train(since: date, until: date, reason: str, alias: str = CHAMPION) -> RunOutcome:
+        """One run of the training pipeline on the simulated trips of [since, until)."""
+        request = TrainingRequest(
             spec,
             str(data.trips_path),
             registry_uri,
             side_uri=str(data.weather_path),
-            start=str(start),
-            end=str(day_of(config.train_days)),
-            reason="initial training",
-        ),
-        home / "runs",
-        log_path=home / "logs" / "pipeline.log",
-    )
+            start=str(since),
+            end=str(until),
+            promote_alias=alias,
+            reason=reason,
+        )
+        return run_training(request, home / "runs", log_path=home / "logs" / "pipeline.log")
+
+    first = train(start, day_of(config.train_days), "initial training")
     say(
         f"trained {first.version}: test MAE {first.evaluation['test']['mae']:.2f} min vs "
         f"baseline {first.evaluation['baseline']['mae']:.2f}"
@@ -186,20 +188,7 @@ def run_story(config: StoryConfig, home: Path, say: Callable[[str], None] = prin
             # new world rather than an average of the old and the new.
             fresh_start = first_bad or day - timedelta(days=config.fresh_days)
             say(f"{day}: retrain triggered — {why}")
-            candidate = run_training(
-                TrainingRequest(
-                    spec,
-                    str(data.trips_path),
-                    registry_uri,
-                    side_uri=str(data.weather_path),
-                    start=str(fresh_start),
-                    end=str(day),
-                    promote_alias="candidate",
-                    reason=why,
-                ),
-                home / "runs",
-                log_path=home / "logs" / "pipeline.log",
-            )
+            candidate = train(fresh_start, day, why, alias="candidate")
             record.events.append(f"retrained {candidate.version}")
             if candidate.version is None:
                 continue
