@@ -23,8 +23,8 @@ test: setup  ## every test, with the services and tools they need
 	bash scripts/test-services.sh
 	$(PY) -m pytest -p no:cacheprovider
 
-test-fast: setup
-	$(PY) -m pytest -m "not slow and not k8s" -x -q
+test-fast: setup  ## the unit tests only (tests/unit): in-process, no servers, no pipeline runs
+	$(PY) -m pytest -m unit -x -q
 
 lint: setup
 	$(VENV)/bin/ruff check .

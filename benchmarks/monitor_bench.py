@@ -71,8 +71,8 @@ def generate(rows: int, seed: int, drifted: bool) -> pd.DataFrame:
 
 def build_bundle(work: Path) -> Path:
     """Train a small XGBoost model on the reference world and publish it; returns the registry."""
-    from flywheel_mlops.serving.quick_train import register_frame
     from flywheel_mlops.spec import DatasetSpec
+    from flywheel_mlops.testing.quick_train import register_frame
 
     spec = DatasetSpec(
         name="bench", target="y", timestamp="ts", numeric=NUMERIC, categorical=CATEGORICAL,

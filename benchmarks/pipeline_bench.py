@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from flywheel_mlops import steps
 from flywheel_mlops.features import FeaturePipeline
-from flywheel_mlops.local_run import TrainingRequest, run_training
 from flywheel_mlops.simulator import SimulationConfig, simulate
 from flywheel_mlops.spec import load_spec
+from flywheel_mlops.training import steps
+from flywheel_mlops.training.local_runner import TrainingRequest, run_training
 
 STEPS = ("ingest", "clean", "validate", "featurize", "split", "train", "evaluate", "register")
 _LINE = re.compile(
@@ -126,7 +126,7 @@ def train_vs_xgb(request: TrainingRequest, work: Path) -> dict[str, float]:
     import xgboost as xgb
 
     from flywheel_mlops import models
-    from flywheel_mlops.stages.train import train
+    from flywheel_mlops.training.train import train
 
     spec = request.spec
     train_frame = pd.read_parquet(work / "train")

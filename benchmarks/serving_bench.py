@@ -439,7 +439,7 @@ def v2_matrix_body(matrix: np.ndarray) -> bytes:
 def prepare(cache: Path, rows: int) -> Path:
     """A trained bundle (trained once, cached)."""
     from flywheel_mlops.registry import Registry
-    from flywheel_mlops.serving.quick_train import train_in_process
+    from flywheel_mlops.testing.quick_train import train_in_process
 
     registry = cache / "registry"
     store = Registry(str(registry))
@@ -558,9 +558,9 @@ def write_docs(path: Path, report: dict[str, Any]) -> None:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Start each server in turn, measure it, stop it; return the report."""
-    from flywheel_mlops.bundle import load_bundle
+    from flywheel_mlops.registry.bundle import load_bundle
     from flywheel_mlops.serving.records import frame_to_records
-    from flywheel_mlops.serving.v2_body import binary_body, json_body
+    from flywheel_mlops.testing.v2_body import binary_body, json_body
 
     cache = Path(args.cache_dir).expanduser()
     cache.mkdir(parents=True, exist_ok=True)

@@ -42,7 +42,7 @@ from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from flywheel_mlops.registry import Registry  # noqa: E402
-from flywheel_mlops.serving.quick_train import train_in_process  # noqa: E402
+from flywheel_mlops.testing.quick_train import train_in_process  # noqa: E402
 from tests.loadgen import run_loadgen  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results" / "reliability.json"

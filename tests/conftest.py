@@ -10,6 +10,9 @@ import pytest
 from flywheel_mlops.simulator import SimulationConfig, SimulationResult, simulate
 from flywheel_mlops.spec import DatasetSpec, load_spec
 
+# Fixture modules shared by several test files, registered once instead of imported by name.
+pytest_plugins = ["tests.unit.rollout_fixtures", "tests.integration.pg_fixtures"]
+
 
 @pytest.fixture(scope="session")
 def spec() -> DatasetSpec:
@@ -26,8 +29,8 @@ def raw_data(tmp_path_factory: pytest.TempPathFactory) -> SimulationResult:
 @pytest.fixture(scope="session")
 def clean_frame(spec: DatasetSpec, raw_data: SimulationResult) -> pd.DataFrame:
     """The raw data through ingest and clean."""
-    from flywheel_mlops.stages.clean import clean
-    from flywheel_mlops.stages.ingest import ingest
+    from flywheel_mlops.training.clean import clean
+    from flywheel_mlops.training.ingest import ingest
 
     frame, _ = ingest(spec, str(raw_data.trips_path), str(raw_data.weather_path))
     cleaned, _ = clean(spec, frame)
@@ -43,12 +46,12 @@ def tmp_registry(tmp_path: Path) -> str:
 @pytest.fixture(scope="session")
 def bundle_contents(spec: DatasetSpec, clean_frame: pd.DataFrame):
     """A small XGBoost model with everything a bundle holds, built without the pipeline."""
-    from flywheel_mlops.bundle import BundleContents
-    from flywheel_mlops.stages.evaluate import evaluate
-    from flywheel_mlops.stages.featurize import featurize
-    from flywheel_mlops.stages.register import reference_sample
-    from flywheel_mlops.stages.split import split
-    from flywheel_mlops.stages.train import train
+    from flywheel_mlops.registry.bundle import BundleContents
+    from flywheel_mlops.training.evaluate import evaluate
+    from flywheel_mlops.training.featurize import featurize
+    from flywheel_mlops.training.register import reference_sample
+    from flywheel_mlops.training.split import split
+    from flywheel_mlops.training.train import train
 
     train_part, val_part, test_part = split(spec, clean_frame)
     pipeline, schema = featurize(spec, train_part)

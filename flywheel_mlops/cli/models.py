@@ -11,6 +11,7 @@ from rich.table import Table
 from flywheel_mlops.cli.common import console, failures_exit, settings
 from flywheel_mlops.errors import NotFoundError
 from flywheel_mlops.registry import Registry as RegistryStore
+from flywheel_mlops.registry.bundle import CARD, METADATA, METRICS
 
 app = typer.Typer(
     help="The model registry: versions, cards, the champion alias.", no_args_is_help=True
@@ -37,8 +38,8 @@ def list_(name: Name = "pickup-eta", registry: Registry = "") -> None:
         table.add_column(column)
     for version in store.versions(name):
         folder = store.fetch(name, version)
-        meta = json.loads((folder / "bundle.json").read_text())
-        metrics = json.loads((folder / "metrics.json").read_text())
+        meta = json.loads((folder / METADATA).read_text())
+        metrics = json.loads((folder / METRICS).read_text())
         mark = "champion" if champion and champion.version == version else ""
         table.add_row(
             version,
@@ -60,7 +61,7 @@ def show(
     """Print a version's model card."""
     with failures_exit():
         folder = _registry(registry).fetch(name, ref)
-        console.print(Markdown((folder / "model_card.md").read_text()))
+        console.print(Markdown((folder / CARD).read_text()))
 
 
 @app.command()

@@ -157,10 +157,10 @@ def _submit_retrain(
 
     The run registers its model as `candidate`; the champion moves only after a canary.
     """
-    from flywheel_mlops.local_run import TrainingRequest
-    from flywheel_mlops.pipeline_client import submit_training_run
-    from flywheel_mlops.rollout import CANDIDATE
+    from flywheel_mlops.registry import Alias
     from flywheel_mlops.spec import load_spec
+    from flywheel_mlops.training.kfp_client import submit_training_run
+    from flywheel_mlops.training.local_runner import TrainingRequest
 
     with failures_exit():
         if not data:
@@ -173,7 +173,7 @@ def _submit_retrain(
             start=start.date().isoformat(),
             end=end.date().isoformat(),
             reason=why,
-            promote_alias=CANDIDATE,
+            promote_alias=Alias.CANDIDATE,
         )
         run = submit_training_run(host, request.arguments())
     console.print(f"retraining run [green]{run.run_id}[/green] started: {run.url}")

@@ -34,7 +34,7 @@ def monitoring_service(
     """
     import uvicorn
 
-    from flywheel_mlops.monitoring_service import ServiceSettings, create_app
+    from flywheel_mlops.predictions.service import ServiceSettings, create_app
 
     overrides: dict[str, object] = {"database_url": database_url or settings().database}
     if max_body_bytes is not None:

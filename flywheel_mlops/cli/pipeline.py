@@ -42,9 +42,9 @@ def submit(
     ] = "",
 ) -> None:
     """Upload the compiled pipeline (if this version is new) and start a run."""
-    from flywheel_mlops.local_run import TrainingRequest
-    from flywheel_mlops.pipeline_client import submit_training_run
     from flywheel_mlops.spec import load_spec
+    from flywheel_mlops.training.kfp_client import submit_training_run
+    from flywheel_mlops.training.local_runner import TrainingRequest
 
     with failures_exit():
         request = TrainingRequest(

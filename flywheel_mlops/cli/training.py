@@ -31,8 +31,8 @@ def train(
     registry: Annotated[str, typer.Option(help="Registry URI. Default: <home>/registry.")] = "",
 ) -> None:
     """Run the training pipeline through the KFP local runner and register the model."""
-    from flywheel_mlops.local_run import TrainingRequest
     from flywheel_mlops.spec import load_spec
+    from flywheel_mlops.training.local_runner import TrainingRequest
 
     config = settings()
     with failures_exit():
@@ -53,7 +53,7 @@ def train(
 
 def run_with_progress(request: Any, runs: Path) -> Any:
     """Run the pipeline with a progress bar over its steps; the runner's log goes to a file."""
-    from flywheel_mlops.local_run import run_training
+    from flywheel_mlops.training.local_runner import run_training
 
     log_path = runs / "last-run.log"
     with Progress(
@@ -128,7 +128,7 @@ def demo(
     goes out as a canary and is promoted, and the error comes back down."""
     import shutil
 
-    from flywheel_mlops.story.run import StoryConfig, run_story
+    from flywheel_mlops.demo.run import StoryConfig, run_story
 
     config = settings()
     home = config.home / "story"

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from flywheel_mlops.files import write_atomic
 from flywheel_mlops.monitoring.drift import DriftResult
 from flywheel_mlops.monitoring.live_error import LiveError
 from flywheel_mlops.monitoring.thresholds import Thresholds
@@ -55,11 +54,7 @@ class Decision:
 
     def write(self, path: Path) -> None:
         """Write decision.json atomically: a reader sees the previous decision or this one."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(handle, "w") as out:
-            json.dump(self.to_dict(), out, indent=2, default=str)
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps(self.to_dict(), indent=2, default=str))
 
 
 def drift_section(drift: DriftResult) -> dict[str, Any]:

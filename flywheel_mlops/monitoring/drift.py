@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from flywheel_mlops.monitoring.reference_stats import PREDICTION, ColumnStats, ReferenceStats
+from flywheel_mlops.monitoring.reference_stats import ColumnStats, ReferenceStats
+from flywheel_mlops.registry.bundle import PREDICTION
 
 _PSI_FLOOR = 1e-4
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from flywheel_mlops.files import write_atomic
 from flywheel_mlops.monitoring.decision import Decision
 from flywheel_mlops.monitoring.thresholds import Thresholds
 
@@ -142,15 +141,8 @@ class RetrainPolicy:
         )
 
     def _save(self, state: PolicyState) -> None:
-        self.state_path.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp = tempfile.mkstemp(
-            dir=self.state_path.parent, prefix=f".{self.state_path.name}.", suffix=".tmp"
-        )
-        with os.fdopen(handle, "w") as out:
-            json.dump(asdict(state), out, indent=2)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, self.state_path)  # a killed run leaves the old state or the new one
+        # A killed run leaves the old state or the new one.
+        write_atomic(self.state_path, json.dumps(asdict(state), indent=2))
 
 
 def _verdict_and_version(decision: Decision | Mapping[str, Any]) -> tuple[str, str | None]:

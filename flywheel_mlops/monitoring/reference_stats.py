@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -12,9 +10,9 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from flywheel_mlops.bundle import MANIFEST, Bundle, sha256_of
+from flywheel_mlops.files import write_atomic
+from flywheel_mlops.registry.bundle import MANIFEST, PREDICTION, Bundle, sha256_of
 
-PREDICTION = "prediction"
 STATS_FILE = "reference_stats.json"
 QUANTILE_BINS = 20
 Kind = Literal["numeric", "categorical"]
@@ -95,7 +93,7 @@ def load_or_compute(bundle: Bundle, cache_dir: Path) -> tuple[ReferenceStats, bo
         if cached is not None and cached.manifest_sha256 == digest:
             return cached, True
     stats = compute(bundle, digest)
-    _write_atomically(path, stats.to_json())
+    write_atomic(path, stats.to_json())
     return stats, False
 
 
@@ -162,10 +160,3 @@ def evidently_default_method(values: pd.Series, kind: Kind) -> tuple[str, float]
     test = get_stattest(values, values, column_type, None)
     return test.name, float(test.default_threshold)
 
-
-def _write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(handle, "w") as out:
-        out.write(text)
-    os.replace(tmp, path)

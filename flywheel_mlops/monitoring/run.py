@@ -12,7 +12,6 @@ from typing import Any
 
 import pandas as pd
 
-from flywheel_mlops.bundle import Bundle
 from flywheel_mlops.monitoring import reference_stats
 from flywheel_mlops.monitoring.decision import Decision, drift_section, judge
 from flywheel_mlops.monitoring.drift import DriftResult, measure_drift
@@ -26,6 +25,7 @@ from flywheel_mlops.monitoring.window import (
     required_columns,
     summarise,
 )
+from flywheel_mlops.registry.bundle import Bundle
 
 log = logging.getLogger(__name__)
 

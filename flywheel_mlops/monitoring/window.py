@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 
 from flywheel_mlops.errors import InvalidInputError
-from flywheel_mlops.monitoring.reference_stats import PREDICTION, ReferenceStats, bin_index
+from flywheel_mlops.monitoring.reference_stats import ReferenceStats, bin_index
+from flywheel_mlops.registry.bundle import PREDICTION
 
 ACTUAL = "actual"
 LOGGED_AT = "logged_at"

@@ -7,8 +7,6 @@ from flywheel_mlops.rollout.controller import (
     judge_canary,
 )
 from flywheel_mlops.rollout.router import (
-    CANARY,
-    CANDIDATE,
     KServeRouter,
     LocalRouter,
     TrafficRouter,
@@ -16,8 +14,6 @@ from flywheel_mlops.rollout.router import (
 from flywheel_mlops.rollout.step import RolloutOptions, rollout_step
 
 __all__ = [
-    "CANARY",
-    "CANDIDATE",
     "KServeRouter",
     "LocalRouter",
     "RolloutDecision",

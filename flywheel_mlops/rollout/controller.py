@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from flywheel_mlops.bundle import Bundle
-from flywheel_mlops.stages.evaluate import error_summary
+from flywheel_mlops.registry.bundle import Bundle
+from flywheel_mlops.scoring import error_summary, mae
 
 ACTUAL = "actual"
 
@@ -83,7 +83,7 @@ def judge_canary(
     for version in (candidate, champion):
         served = labelled[labelled["model_version"] == version]
         counts[version] = len(served)
-        maes[version] = float(np.mean(np.abs(served["prediction"] - served[ACTUAL])))
+        maes[version] = mae(served[ACTUAL], served["prediction"])
     numbers = {"rows": counts, "mae": maes}
     if min(counts.values()) < min_rows:
         return RolloutDecision(

@@ -6,11 +6,8 @@ from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
 from flywheel_mlops.errors import ConfigError, FlywheelError, NotFoundError
-from flywheel_mlops.registry import CHAMPION, Registry
-
-CANARY = "canary"
-#: Where a retraining run registers its model; the rollout step gates it from there.
-CANDIDATE = "candidate"
+from flywheel_mlops.registry import Registry
+from flywheel_mlops.registry.aliases import Alias
 
 _T = TypeVar("_T")
 
@@ -36,15 +33,15 @@ class LocalRouter:
         self.registry, self.model = registry, model
 
     def start_canary(self, version: str, percent: int, reason: str) -> None:
-        self.registry.set_alias(self.model, version, CANARY, reason, traffic_percent=percent)
+        self.registry.set_alias(self.model, version, Alias.CANARY, reason, traffic_percent=percent)
 
     def promote(self, version: str, reason: str) -> None:
         # Champion first, then the canary goes: no moment without the new version serving.
-        self.registry.set_alias(self.model, version, CHAMPION, reason)
-        self.registry.remove_alias(self.model, CANARY, reason)
+        self.registry.set_alias(self.model, version, Alias.CHAMPION, reason)
+        self.registry.remove_alias(self.model, Alias.CANARY, reason)
 
     def roll_back(self, version: str, reason: str) -> None:
-        self.registry.remove_alias(self.model, CANARY, reason)
+        self.registry.remove_alias(self.model, Alias.CANARY, reason)
 
     def sync(self) -> list[str]:
         """Nothing to do: the local server follows the aliases, so they are what serves."""
@@ -139,7 +136,7 @@ class KServeRouter:
         self.aliases.promote(version, reason)
 
     def roll_back(self, version: str, reason: str) -> None:
-        champion = self.registry.resolve(self.model, CHAMPION)
+        champion = self.registry.resolve(self.model, Alias.CHAMPION)
         self._patch(rollback_patch(self.registry.version_uri(self.model, champion), self._args()))
         self.aliases.roll_back(version, reason)
 
@@ -158,8 +155,8 @@ class KServeRouter:
         if serving is None:
             return []
         share = int(predictor.get("canaryTrafficPercent", 100))
-        champion = self.registry.resolve(self.model, CHAMPION)
-        canary = self.registry.alias(self.model, CANARY)
+        champion = self.registry.resolve(self.model, Alias.CHAMPION)
+        canary = self.registry.alias(self.model, Alias.CANARY)
         why = f"inferenceservice {self.namespace}/{self.name} serves {serving} at {share}%"
         if serving != champion and 0 < share < 100:
             if canary is None or (canary.version, canary.traffic_percent) != (serving, share):
@@ -170,10 +167,10 @@ class KServeRouter:
             return [f"{why}: champion alias moved from {champion} to {serving}"]
         elif serving == champion and share in (0, 100) and canary is not None:
             self.aliases.roll_back(canary.version, why)
-            candidate = self.registry.alias(self.model, CANDIDATE)
+            candidate = self.registry.alias(self.model, Alias.CANDIDATE)
             if candidate is not None and candidate.version == canary.version:
                 # Rolled back: the gate must not send the same version out again.
-                self.registry.remove_alias(self.model, CANDIDATE, why)
+                self.registry.remove_alias(self.model, Alias.CANDIDATE, why)
             return [f"{why}: stale canary alias ({canary.version}) removed"]
         return []
 

@@ -14,14 +14,15 @@ from typing import Protocol
 
 import pandas as pd
 
-from flywheel_mlops.registry import CHAMPION, AliasRecord, Registry
+from flywheel_mlops.registry import AliasRecord, Registry
+from flywheel_mlops.registry.aliases import Alias
 from flywheel_mlops.rollout.controller import (
     RolloutDecision,
     RolloutLog,
     gate_candidate,
     judge_canary,
 )
-from flywheel_mlops.rollout.router import CANARY, CANDIDATE, TrafficRouter
+from flywheel_mlops.rollout.router import TrafficRouter
 
 
 class PredictionWindow(Protocol):
@@ -73,8 +74,8 @@ def rollout_step(
     options = options or RolloutOptions()
     # A patch that went through without its alias write must not be decided on stale aliases.
     repaired = router.sync()
-    champion = registry.resolve(model, CHAMPION)
-    canary = registry.alias(model, CANARY)
+    champion = registry.resolve(model, Alias.CHAMPION)
+    canary = registry.alias(model, Alias.CANARY)
     if canary is not None and canary.version == champion:
         # An earlier run promoted it and died before clearing the canary alias: finish that
         # promotion (judging the champion against itself could "roll back" the champion).
@@ -90,7 +91,7 @@ def rollout_step(
     elif canary is not None:
         decision = _judge(registry, model, log, router, canary, champion, now, options)
     else:
-        candidate = registry.alias(model, CANDIDATE)
+        candidate = registry.alias(model, Alias.CANDIDATE)
         if candidate is None or candidate.version == champion:
             decision = RolloutDecision(
                 "idle",
@@ -166,6 +167,6 @@ def _retire_candidate(registry: Registry, model: str, version: str, reason: str)
     Only if it still points at `version`: a retrain that finished meanwhile has moved it to a
     newer version, which must get its own turn.
     """
-    current = registry.alias(model, CANDIDATE)
+    current = registry.alias(model, Alias.CANDIDATE)
     if current is not None and current.version == version:
-        registry.remove_alias(model, CANDIDATE, reason)
+        registry.remove_alias(model, Alias.CANDIDATE, reason)

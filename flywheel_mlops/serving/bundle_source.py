@@ -10,8 +10,8 @@ from pathlib import Path
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from flywheel_mlops.bundle import MANIFEST
 from flywheel_mlops.registry import Registry
+from flywheel_mlops.registry.bundle import MANIFEST
 from flywheel_mlops.serving.served_model import ServedModel
 
 

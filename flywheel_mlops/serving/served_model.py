@@ -9,15 +9,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from flywheel_mlops.bundle import Bundle, load_bundle
 from flywheel_mlops.errors import BundleIntegrityError, InvalidInputError
+from flywheel_mlops.registry.bundle import PREDICTION, Bundle, load_bundle
 from flywheel_mlops.schema import Columns
 
 #: Reference rows replayed by the self-test: enough to exercise every category, still milliseconds.
 SELF_TEST_ROWS = 64
 #: Predictions are float32 sums of trees: the same rows give the same minutes to this tolerance.
 _RTOL, _ATOL = 1e-4, 1e-3
-PREDICTION = "prediction"
 
 
 class SelfTestFailed(BundleIntegrityError):

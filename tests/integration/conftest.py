@@ -2,70 +2,30 @@
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pandas as pd
 import pytest
 
-from flywheel_mlops.bundle import Bundle, load_bundle
+from flywheel_mlops.processes import ServerProcess, free_port, start_server
 from flywheel_mlops.registry import Registry
-from flywheel_mlops.serving.quick_train import train_in_process
+from flywheel_mlops.registry.bundle import Bundle, load_bundle
+from flywheel_mlops.testing.quick_train import train_in_process
 
 MODEL = "pickup-eta"
 MAX_BATCH = 2000
 STARTUP_SECONDS = 90.0
 
 
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+RunningServer = ServerProcess
 
 
-@dataclass
-class RunningServer:
-    """A predictor process on loopback and the file its logs go to."""
-
-    url: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-    def logs(self) -> list[dict[str, Any]]:
-        """The JSON log lines written so far (other lines are skipped)."""
-        entries = []
-        for line in self.log_path.read_text(errors="replace").splitlines():
-            if line.startswith("{"):
-                try:
-                    entries.append(json.loads(line))
-                except ValueError:
-                    continue
-        return entries
-
-    def stop(self, timeout: float = 30.0) -> int:
-        """SIGTERM, wait, SIGKILL if it will not go; returns the exit code."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-        return int(self.process.returncode)
-
-
-def _clean_env(extra: dict[str, str] | None) -> dict[str, str]:
+def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This environment without FLYWHEEL_* settings, unbuffered, plus `extra`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLYWHEEL_")}
     env["PYTHONUNBUFFERED"] = "1"
     return env | (extra or {})
@@ -77,34 +37,16 @@ def launch(
     port: int,
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
-) -> RunningServer:
+) -> ServerProcess:
     """Start `command` (a server on `port`) and wait until it answers /v2/health/live."""
-    log_file = log_path.open("wb")
-    process = subprocess.Popen(
+    return start_server(
         command,
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-        env=_clean_env(env),
+        log_path,
+        f"http://127.0.0.1:{port}",
+        "/v2/health/live",
+        env=clean_env(env),
         cwd=cwd or log_path.parent,
-    )
-    log_file.close()
-    server = RunningServer(f"http://127.0.0.1:{port}", process, log_path)
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(
-                f"server exited with {process.returncode}:\n"
-                f"{log_path.read_text(errors='replace')[-4000:]}"
-            )
-        try:
-            if httpx.get(f"{server.url}/v2/health/live", timeout=1.0).status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    server.stop()
-    raise RuntimeError(
-        f"server not live after {STARTUP_SECONDS}s:\n{log_path.read_text(errors='replace')[-4000:]}"
+        seconds=STARTUP_SECONDS,
     )
 
 

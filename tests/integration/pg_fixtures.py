@@ -1,7 +1,6 @@
 """Fixtures for the prediction log's tests: real PostgreSQL servers, the service on uvicorn.
 
-Test modules import the fixtures they use by name (tests/ is a package), e.g.
-`from tests.integration.pg_fixtures import postgres_url`.
+tests/conftest.py registers this module as a plugin: tests name its fixtures as parameters.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ import httpx
 import pytest
 import uvicorn
 
-from flywheel_mlops.monitoring_service import ServiceSettings, create_app
+from flywheel_mlops.predictions.service import ServiceSettings, create_app
 from tests.postgres import PostgresServer, find_bin_dir, free_port
 
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]

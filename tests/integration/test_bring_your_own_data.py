@@ -6,9 +6,9 @@ import pytest
 import yaml
 from sklearn.datasets import load_diabetes
 
-from flywheel_mlops.local_run import TrainingRequest, run_training
 from flywheel_mlops.registry import Registry
 from flywheel_mlops.spec import load_spec
+from flywheel_mlops.training.local_runner import TrainingRequest, run_training
 
 pytestmark = [pytest.mark.integration, pytest.mark.pipeline]
 

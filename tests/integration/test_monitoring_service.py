@@ -13,11 +13,6 @@ from flywheel_mlops.predictions.cloudevents import event_headers
 from flywheel_mlops.predictions.payload_logger import PayloadLogger
 from tests.integration.pg_fixtures import (
     ServiceFactory,
-    postgres_bin,
-    postgres_server,
-    postgres_url,
-    start_service,
-    store_url,
 )
 
 pytestmark = pytest.mark.integration

@@ -12,9 +12,6 @@ from flywheel_mlops.predictions import PredictionStore
 from flywheel_mlops.predictions.cloudevents import event_headers
 from tests.integration.pg_fixtures import (
     ServiceFactory,
-    own_postgres,
-    postgres_bin,
-    start_service,
 )
 from tests.postgres import PostgresServer
 

@@ -12,11 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode
 
-from flywheel_mlops.monitoring_service import ServiceSettings
+from flywheel_mlops.predictions.service import ServiceSettings
 from tests.integration.pg_fixtures import (
     ServiceThread,
-    postgres_bin,
-    postgres_server,
 )
 from tests.postgres import PostgresServer
 

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from flywheel_mlops.cli import app as cli
 from flywheel_mlops.errors import FlywheelError
-from flywheel_mlops.pipeline_client import submit_training_run
+from flywheel_mlops.training.kfp_client import submit_training_run
 from tests.integration.kfp_standin import create_standin
 
 pytestmark = pytest.mark.integration

@@ -16,13 +16,6 @@ from flywheel_mlops.predictions import (
     PredictionRow,
     PredictionStore,
 )
-from tests.integration.pg_fixtures import (
-    own_postgres,
-    postgres_bin,
-    postgres_server,
-    postgres_url,
-    store_url,
-)
 from tests.postgres import PostgresServer
 
 pytestmark = pytest.mark.integration

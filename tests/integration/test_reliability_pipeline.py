@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from flywheel_mlops.errors import FlywheelError
-from flywheel_mlops.local_run import TrainingRequest, run_training
 from flywheel_mlops.registry import Registry
 from flywheel_mlops.simulator import SimulationConfig, simulate
 from flywheel_mlops.spec import load_spec
+from flywheel_mlops.training.local_runner import TrainingRequest, run_training
 
 pytestmark = [pytest.mark.integration, pytest.mark.pipeline, pytest.mark.slow]
 

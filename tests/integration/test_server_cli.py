@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from flywheel_mlops.bundle import Bundle
 from flywheel_mlops.cli import app
+from flywheel_mlops.registry.bundle import Bundle
 from flywheel_mlops.serving.records import frame_to_records
 from tests.integration.conftest import RunningServer
 

@@ -12,9 +12,9 @@ import httpx
 import pandas as pd
 import pytest
 
-from flywheel_mlops.bundle import Bundle
+from flywheel_mlops.registry.bundle import Bundle
 from flywheel_mlops.serving.records import frame_to_records
-from flywheel_mlops.serving.v2_body import BINARY_HEADER, binary_body, binary_output
+from flywheel_mlops.testing.v2_body import BINARY_HEADER, binary_body, binary_output
 from tests.integration.conftest import MODEL, ServerFactory
 
 pytestmark = pytest.mark.integration

@@ -8,9 +8,9 @@ import orjson
 import pandas as pd
 import pytest
 
-from flywheel_mlops.bundle import Bundle
+from flywheel_mlops.registry.bundle import Bundle
 from flywheel_mlops.serving.records import frame_to_records
-from flywheel_mlops.serving.v2_body import BINARY_HEADER, binary_body, binary_output, json_body
+from flywheel_mlops.testing.v2_body import BINARY_HEADER, binary_body, binary_output, json_body
 from tests.integration.conftest import MODEL, RunningServer
 
 pytestmark = pytest.mark.integration

@@ -8,8 +8,8 @@ from datetime import timedelta
 
 import pytest
 
+from flywheel_mlops.demo.run import StoryConfig, run_story
 from flywheel_mlops.simulator import SimulationConfig
-from flywheel_mlops.story.run import StoryConfig, run_story
 
 pytestmark = [pytest.mark.integration, pytest.mark.pipeline, pytest.mark.slow]
 

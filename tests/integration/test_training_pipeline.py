@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 
 from flywheel_mlops.errors import ValidationFailed
-from flywheel_mlops.local_run import TrainingRequest, run_training
 from flywheel_mlops.registry import Registry
 from flywheel_mlops.simulator import SimulationConfig, simulate
 from flywheel_mlops.spec import load_spec
+from flywheel_mlops.training.local_runner import TrainingRequest, run_training
 
 pytestmark = [pytest.mark.integration, pytest.mark.pipeline]
 

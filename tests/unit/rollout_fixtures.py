@@ -1,8 +1,7 @@
 """Fixtures for the rollout's tests: a registry with a good and a weak version, labelled traffic,
 and a recording stand-in for the Kubernetes API.
 
-Test modules import the fixtures they use by name, e.g.
-`from tests.unit.rollout_fixtures import registry`.
+tests/conftest.py registers this module as a plugin: tests name its fixtures as parameters.
 """
 
 from __future__ import annotations
@@ -18,11 +17,11 @@ import pandas as pd
 import pytest
 
 from flywheel_mlops import models
-from flywheel_mlops.bundle import write_bundle
 from flywheel_mlops.predictions import PredictionStore
 from flywheel_mlops.predictions.records import FeedbackItem, PredictionRow
 from flywheel_mlops.registry import Registry
-from flywheel_mlops.stages.register import reference_sample
+from flywheel_mlops.registry.bundle import write_bundle
+from flywheel_mlops.training.register import reference_sample
 
 MODEL = "pickup-eta"
 

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flywheel_mlops.stages.clean import CleanReport, clean
+from flywheel_mlops.training.clean import CleanReport, clean
 
 
 def _records(**overrides) -> pd.DataFrame:

@@ -16,7 +16,7 @@ from hypothesis.extra import pandas as hpd
 from flywheel_mlops.errors import ConfigError, InvalidInputError
 from flywheel_mlops.features import BaselineRule, FeaturePipeline, baseline_prediction
 from flywheel_mlops.serving.records import frame_to_records
-from flywheel_mlops.stages.featurize import featurize
+from flywheel_mlops.training.featurize import featurize
 
 
 def _pandas_baseline(expression: str, frame: pd.DataFrame) -> np.ndarray:

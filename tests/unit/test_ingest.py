@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from flywheel_mlops.errors import ConfigError, InvalidInputError
-from flywheel_mlops.stages.ingest import ingest, parse_timestamps
+from flywheel_mlops.training.ingest import ingest, parse_timestamps
 
 
 def test_both_timestamp_formats_parse_to_the_same_instant():

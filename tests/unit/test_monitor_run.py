@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flywheel_mlops.bundle import Bundle
 from flywheel_mlops.monitoring import RetrainPolicy, run_monitor
 from flywheel_mlops.registry import Registry
+from flywheel_mlops.registry.bundle import Bundle
 from flywheel_mlops.simulator import SimulationConfig, simulate
 from flywheel_mlops.spec import DatasetSpec
 
@@ -29,9 +29,9 @@ DECISION_FIELDS = {
 def world(spec: DatasetSpec, tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     """Four weeks of clean trips (~1,400 a day), a highway closure from day 21; a champion
     trained on the first two weeks; the last two weeks as logged traffic with feedback."""
-    from flywheel_mlops.serving.quick_train import register_frame
-    from flywheel_mlops.stages.clean import clean
-    from flywheel_mlops.stages.ingest import ingest
+    from flywheel_mlops.testing.quick_train import register_frame
+    from flywheel_mlops.training.clean import clean
+    from flywheel_mlops.training.ingest import ingest
 
     root = tmp_path_factory.mktemp("monitor-world")
     raw = simulate(

@@ -17,8 +17,8 @@ from kserve.errors import InvalidInput, ModelNotReady
 from kserve.protocol.infer_type import InferInput, InferRequest
 from prometheus_client import CollectorRegistry
 
-from flywheel_mlops.bundle import MANIFEST, BundleContents, sha256_of, write_bundle
 from flywheel_mlops.registry import Registry
+from flywheel_mlops.registry.bundle import MANIFEST, BundleContents, sha256_of, write_bundle
 from flywheel_mlops.serving.bundle_source import ModelDirSource, RegistrySource
 from flywheel_mlops.serving.records import frame_to_records
 from flywheel_mlops.serving.served_model import SelfTestFailed, ServedModel

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from flywheel_mlops.bundle import MANIFEST, load_bundle, verify, write_bundle
 from flywheel_mlops.errors import BundleIntegrityError, NotFoundError
 from flywheel_mlops.registry import Registry
+from flywheel_mlops.registry.bundle import MANIFEST, load_bundle, verify, write_bundle
 
 
 @pytest.fixture
@@ -129,7 +129,7 @@ def test_killed_registration_leaves_the_registry_consistent(staged, tmp_registry
     # A bigger reference file makes each copy slow enough to be killed in the middle of one.
     (staged / "padding.bin").write_bytes(b"\0" * 30_000_000)
     manifest = json.loads((staged / MANIFEST).read_text())
-    from flywheel_mlops.bundle import sha256_of
+    from flywheel_mlops.registry.bundle import sha256_of
 
     manifest["files"]["padding.bin"] = sha256_of(staged / "padding.bin")
     (staged / MANIFEST).write_text(json.dumps(manifest))

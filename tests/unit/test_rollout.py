@@ -16,8 +16,6 @@ from flywheel_mlops.rollout import (
 from tests.unit.rollout_fixtures import (
     MODEL,
     RecordingCustomObjectsApi,
-    labelled,
-    registry,
     served,
 )
 

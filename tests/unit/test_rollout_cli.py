@@ -21,9 +21,7 @@ from flywheel_mlops.registry import Registry
 from tests.unit.rollout_fixtures import (
     MODEL,
     RecordingCustomObjectsApi,
-    labelled,
     log_traffic,
-    registry,
     served,
 )
 

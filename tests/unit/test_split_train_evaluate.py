@@ -6,9 +6,10 @@ import pytest
 from flywheel_mlops import models
 from flywheel_mlops.errors import ConfigError
 from flywheel_mlops.features import FeaturePipeline
-from flywheel_mlops.stages.evaluate import error_summary, evaluate
-from flywheel_mlops.stages.split import split
-from flywheel_mlops.stages.train import train
+from flywheel_mlops.scoring import error_summary
+from flywheel_mlops.training.evaluate import evaluate
+from flywheel_mlops.training.split import split
+from flywheel_mlops.training.train import train
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 
 from flywheel_mlops.errors import ValidationFailed
-from flywheel_mlops.stages.clean import clean
-from flywheel_mlops.stages.ingest import ingest
-from flywheel_mlops.stages.validate import validate
+from flywheel_mlops.training.clean import clean
+from flywheel_mlops.training.ingest import ingest
+from flywheel_mlops.training.validate import validate
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,1 @@
+"""What both HTTP servers (the predictor and the prediction service) enforce at their edge."""

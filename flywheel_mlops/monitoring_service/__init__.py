@@ -1,8 +1,0 @@
-"""The monitoring service: KServe payload-logger sink and feedback API over the prediction log."""
-
-from __future__ import annotations
-
-from flywheel_mlops.monitoring_service.app import create_app
-from flywheel_mlops.monitoring_service.settings import ServiceSettings
-
-__all__ = ["ServiceSettings", "create_app"]

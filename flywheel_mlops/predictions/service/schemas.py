@@ -1,0 +1,97 @@
+"""Request and response bodies of the monitoring service: the OpenAPI schemas clients see."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, create_model
+
+RequestId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=256,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="The request id the predictor returned (V1 `request_id`, V2 `id`).",
+    ),
+]
+
+
+class FeedbackIn(BaseModel):
+    """The actual outcome of one predicted record."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    request_id: RequestId
+    actual: Annotated[
+        float,
+        Field(
+            ge=0, allow_inf_nan=False, description="The observed value, e.g. minutes until pickup."
+        ),
+    ]
+    row: Annotated[
+        int, Field(ge=0, lt=2**31, description="Index of the record in its request.")
+    ] = 0
+
+
+def _feedback_shape(value: Any) -> str:
+    return "batch" if isinstance(value, dict) and "items" in value else "single"
+
+
+def feedback_body(max_items: int) -> Any:
+    """The feedback request body: one item, or `{"items": [...]}` with 1..max_items items."""
+    batch = create_model(
+        "FeedbackBatch",
+        __config__=ConfigDict(extra="forbid"),
+        __doc__="Several actual outcomes at once.",
+        items=(list[FeedbackIn], Field(min_length=1, max_length=max_items)),
+    )
+    return Annotated[
+        Annotated[FeedbackIn, Tag("single")] | Annotated[batch, Tag("batch")],
+        Discriminator(_feedback_shape),
+    ]
+
+
+class ConflictOut(BaseModel):
+    """Feedback for a key that already had a different actual; the stored value was kept."""
+
+    request_id: str
+    row: int
+    stored: float
+    received: float
+
+
+class FeedbackOut(BaseModel):
+    """How feedback was recorded. Every item is in exactly one count."""
+
+    status: Literal["recorded", "pending", "conflict", "buffered"]
+    detail: str
+    joined: int = Field(description="Stored; its prediction is in the log.")
+    pending: int = Field(description="Stored; joins its prediction when that arrives.")
+    duplicates: int = Field(description="Same value already stored: nothing changed.")
+    conflicts: list[ConflictOut] = Field(description="Different value already stored: kept.")
+    buffered: int = Field(description="Held in memory while the database is down; written later.")
+
+
+class EventsOut(BaseModel):
+    """What became of a delivery of payload-logger events."""
+
+    events: int = Field(description="Events in the delivery.")
+    paired: int = Field(description="Calls completed by this delivery (request and response).")
+    rows: int = Field(description="Prediction rows those calls carried.")
+    waiting: int = Field(description="Halves now waiting for their pair (service-wide).")
+    buffered: bool = Field(description="True if the rows wait in memory for the database.")
+
+
+class Problem(BaseModel):
+    """An error: what was expected and what was found."""
+
+    detail: str
+    errors: list[dict[str, Any]] | None = None
+
+
+class Health(BaseModel):
+    """Liveness or readiness."""
+
+    status: str
+    buffered_rows: int = 0

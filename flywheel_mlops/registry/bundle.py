@@ -1,0 +1,175 @@
+"""The model bundle: an immutable folder with model, features, schema, metrics and hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from flywheel_mlops import models
+from flywheel_mlops.errors import BundleIntegrityError
+from flywheel_mlops.features import FeaturePipeline
+from flywheel_mlops.schema import InputSchema
+
+#: The bundle's files, named once: the registry, the predictor and the monitor read them by these.
+MANIFEST = "MANIFEST.json"
+METADATA = "bundle.json"
+FEATURES = "features.json"
+SCHEMA = "schema.json"
+METRICS = "metrics.json"
+REFERENCE = "reference.parquet"
+CARD = "model_card.md"
+#: The column of the reference sample (and of the prediction log) holding the model's answer.
+PREDICTION = "prediction"
+_CHUNK = 1 << 20
+
+
+def sha256_of(path: Path) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class BundleContents:
+    """Everything a bundle is made of, before it is written."""
+
+    model: models.Regressor
+    family: str
+    features: FeaturePipeline
+    schema: InputSchema
+    metrics: dict[str, Any]
+    reference: pd.DataFrame
+    metadata: dict[str, Any]
+
+
+def write_bundle(folder: Path, contents: BundleContents) -> dict[str, str]:
+    """Write a bundle into an empty folder; the manifest of sha256 sums is written last."""
+    folder.mkdir(parents=True, exist_ok=True)
+    model_file = models.save(contents.model, contents.family, folder)
+    (folder / FEATURES).write_text(contents.features.to_json())
+    (folder / SCHEMA).write_text(contents.schema.to_json())
+    (folder / METRICS).write_text(json.dumps(contents.metrics, indent=2, default=float))
+    contents.reference.to_parquet(folder / REFERENCE, index=False)
+    metadata = {**contents.metadata, "family": contents.family, "model_file": model_file}
+    (folder / METADATA).write_text(json.dumps(metadata, indent=2, default=str))
+    (folder / CARD).write_text(model_card(metadata, contents.metrics))
+    files = {p.name: sha256_of(p) for p in sorted(folder.iterdir()) if p.name != MANIFEST}
+    (folder / MANIFEST).write_text(json.dumps({"files": files}, indent=2))
+    return files
+
+
+def verify(folder: Path) -> dict[str, str]:
+    """Check every file against the manifest; an extra, missing or changed file is an error."""
+    manifest_path = folder / MANIFEST
+    if not manifest_path.is_file():
+        raise BundleIntegrityError(f"{folder} has no {MANIFEST}: not a complete bundle")
+    try:
+        files: dict[str, str] = json.loads(manifest_path.read_text())["files"]
+    except (ValueError, KeyError) as exc:
+        raise BundleIntegrityError(f"{manifest_path} is not a valid manifest: {exc}") from exc
+    present = {p.name for p in folder.iterdir() if p.name != MANIFEST}
+    for name in sorted(present - set(files)):
+        raise BundleIntegrityError(f"{folder / name} is not listed in the manifest")
+    for name, expected in files.items():
+        path = folder / name
+        if not path.is_file():
+            raise BundleIntegrityError(f"{path} is listed in the manifest but missing")
+        if sha256_of(path) != expected:
+            raise BundleIntegrityError(f"{path} does not match its sha256 in the manifest")
+    return files
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A verified, loaded bundle: what the predictor serves and the evaluator compares."""
+
+    path: Path
+    metadata: dict[str, Any]
+    features: FeaturePipeline
+    schema: InputSchema
+    metrics: dict[str, Any]
+    model: models.Regressor
+
+    @property
+    def version(self) -> str:
+        return str(self.metadata.get("version", self.path.name))
+
+    @property
+    def name(self) -> str:
+        return str(self.metadata["name"])
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        """Minutes for clean records, through the very feature code training used."""
+        return self.model.predict(self.features.transform(frame))
+
+    def reference(self) -> pd.DataFrame:
+        """The reference sample stored for drift detection."""
+        return pd.read_parquet(self.path / REFERENCE)
+
+
+def load_bundle(folder: Path) -> Bundle:
+    """Verify a bundle folder against its manifest, then load it. Nothing unhashed is opened."""
+    folder = Path(folder)
+    verify(folder)
+    metadata = json.loads((folder / METADATA).read_text())
+    return Bundle(
+        path=folder,
+        metadata=metadata,
+        features=FeaturePipeline.from_json((folder / FEATURES).read_text()),
+        schema=InputSchema.from_json((folder / SCHEMA).read_text()),
+        metrics=json.loads((folder / METRICS).read_text()),
+        model=models.load(folder / metadata["model_file"]),
+    )
+
+
+def model_card(metadata: dict[str, Any], metrics: dict[str, Any]) -> str:
+    """A short Markdown model card generated from lineage and metrics."""
+    test = metrics.get("test", {})
+    baseline = metrics.get("baseline", {})
+    lines = [
+        f"# Model card: {metadata.get('name')} {metadata.get('version', '')}".rstrip(),
+        "",
+        "## What it predicts",
+        f"`{metadata.get('target')}` from {', '.join(metadata.get('inputs', []))}.",
+        "",
+        "## Model",
+        f"- family: {metadata.get('family')}",
+        f"- parameters: `{json.dumps(metadata.get('params', {}), sort_keys=True)}`",
+        f"- trained: {metadata.get('created_at')}",
+        "",
+        "## Lineage",
+        f"- data: {metadata.get('data_uri')}",
+        f"- window: {metadata.get('window')}",
+        f"- rows: train {metadata.get('rows', {}).get('train')}, "
+        f"validation {metadata.get('rows', {}).get('validation')}, "
+        f"test {metadata.get('rows', {}).get('test')}",
+        f"- pipeline run: {metadata.get('run_id')}",
+        f"- why it was trained: {metadata.get('reason', 'not recorded')}",
+        "",
+        "## Metrics (test split)",
+        "| | MAE | p90 abs error |",
+        "|---|---|---|",
+        f"| model | {test.get('mae', float('nan')):.3f} | {test.get('p90', float('nan')):.3f} |",
+    ]
+    if baseline:
+        lines.append(
+            f"| rule-based baseline | {baseline.get('mae', float('nan')):.3f} "
+            f"| {baseline.get('p90', float('nan')):.3f} |"
+        )
+    lines += [
+        "",
+        "## Limits",
+        "Valid only inside the input schema's ranges and categories; requests outside are "
+        "rejected. Drift is watched against `reference.parquet`.",
+        "",
+    ]
+    return "\n".join(lines)
