@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -16,9 +17,20 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+#: The model a command works on; every command falls back to the same setting.
+ModelName = Annotated[
+    str, typer.Option("--name", help="Model name. Default: FLYWHEEL_MODEL_NAME (pickup-eta).")
+]
+
+
 def settings() -> Settings:
     """Settings from the environment (FLYWHEEL_*), built at the entry point."""
     return Settings()
+
+
+def model_name(name: str) -> str:
+    """The --name given, else the FLYWHEEL_MODEL_NAME setting."""
+    return name or settings().model_name
 
 
 @contextlib.contextmanager

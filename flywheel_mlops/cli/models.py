@@ -8,7 +8,7 @@ import typer
 from rich.markdown import Markdown
 from rich.table import Table
 
-from flywheel_mlops.cli.common import console, failures_exit, settings
+from flywheel_mlops.cli.common import ModelName, console, failures_exit, model_name, settings
 from flywheel_mlops.errors import NotFoundError
 from flywheel_mlops.registry import Registry as RegistryStore
 from flywheel_mlops.registry.bundle import CARD, METADATA, METRICS
@@ -17,7 +17,6 @@ app = typer.Typer(
     help="The model registry: versions, cards, the champion alias.", no_args_is_help=True
 )
 
-Name = Annotated[str, typer.Option(help="Model name.")]
 Registry = Annotated[str, typer.Option(help="Registry URI. Default: <home>/registry.")]
 
 
@@ -27,8 +26,9 @@ def _registry(uri: str) -> RegistryStore:
 
 
 @app.command("list")
-def list_(name: Name = "pickup-eta", registry: Registry = "") -> None:
+def list_(name: ModelName = "", registry: Registry = "") -> None:
     """Versions with their family and test MAE; the champion is marked."""
+    name = model_name(name)
     import json
 
     store = _registry(registry)
@@ -55,23 +55,24 @@ def list_(name: Name = "pickup-eta", registry: Registry = "") -> None:
 @app.command()
 def show(
     ref: Annotated[str, typer.Argument(help="Version or alias.")] = "champion",
-    name: Name = "pickup-eta",
+    name: ModelName = "",
     registry: Registry = "",
 ) -> None:
     """Print a version's model card."""
     with failures_exit():
-        folder = _registry(registry).fetch(name, ref)
+        folder = _registry(registry).fetch(model_name(name), ref)
         console.print(Markdown((folder / CARD).read_text()))
 
 
 @app.command()
 def promote(
     version: Annotated[str, typer.Argument(help="Version to make champion.")],
-    name: Name = "pickup-eta",
+    name: ModelName = "",
     registry: Registry = "",
     reason: Annotated[str, typer.Option(help="Why, for the record.")] = "manual promotion",
 ) -> None:
     """Point the champion alias at a version (after verifying the bundle loads)."""
+    name = model_name(name)
     with failures_exit():
         store = _registry(registry)
         store.load(name, version)
@@ -80,8 +81,9 @@ def promote(
 
 
 @app.command()
-def rollback(name: Name = "pickup-eta", registry: Registry = "") -> None:
+def rollback(name: ModelName = "", registry: Registry = "") -> None:
     """Point the champion back at the version it held before the last move."""
+    name = model_name(name)
     with failures_exit():
         store = _registry(registry)
         current = store.alias(name)

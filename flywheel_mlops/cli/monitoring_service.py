@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from flywheel_mlops.cli.common import console, settings
+from flywheel_mlops.cli.common import console
 
 
 def monitoring_service(
@@ -36,10 +36,10 @@ def monitoring_service(
 
     from flywheel_mlops.predictions.service import ServiceSettings, create_app
 
-    overrides: dict[str, object] = {"database_url": database_url or settings().database}
+    overrides: dict[str, Any] = {"database_url": database_url} if database_url else {}
     if max_body_bytes is not None:
         overrides["max_body_bytes"] = max_body_bytes
-    service = ServiceSettings(**overrides)  # type: ignore[arg-type]
+    service = ServiceSettings(**overrides)
     auth = "bearer token required" if service.api_token else "no authentication"
     console.print(
         f"monitoring service on http://{host}:{port} ({auth}) - POST /v1/events, POST /v1/feedback"

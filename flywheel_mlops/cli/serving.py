@@ -10,9 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from flywheel_mlops.cli.common import console, failures_exit, settings
-
-Name = Annotated[str, typer.Option(help="Model name (the endpoint path).")]
+from flywheel_mlops.cli.common import ModelName, console, failures_exit, model_name, settings
 
 
 def server_command(
@@ -55,7 +53,7 @@ def serve(
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="HTTP port (V1 and V2 REST).")] = 8080,
     registry: Annotated[str, typer.Option(help="Registry URI. Default: <home>/registry.")] = "",
-    name: Name = "pickup-eta",
+    name: ModelName = "",
     alias: Annotated[str, typer.Option(help="Registry alias to serve and follow.")] = "champion",
     watch_interval: Annotated[
         float, typer.Option(help="Seconds between checks of the alias; 0: never swap.")
@@ -70,6 +68,7 @@ def serve(
     The process becomes `python -m flywheel_inference` (the image's entry point), so signals
     and exit codes are the server's own.
     """
+    name = model_name(name)
     from flywheel_mlops.registry import Registry
 
     uri = registry or settings().registry
@@ -93,10 +92,11 @@ def predict(
         typer.Option("--record", "-r", help="One field of a single record, as key=value."),
     ] = None,
     url: Annotated[str, typer.Option(help="Predictor base URL.")] = "http://127.0.0.1:8080",
-    name: Name = "pickup-eta",
+    name: ModelName = "",
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the answer.")] = 30.0,
 ) -> None:
     """Send records to the predictor (V1) and print the predicted minutes."""
+    name = model_name(name)
     from flywheel_mlops.errors import InvalidInputError
     from flywheel_mlops.serving.client import PredictionClient
     from flywheel_mlops.serving.records import parse_pairs, read_records

@@ -159,4 +159,3 @@ def evidently_default_method(values: pd.Series, kind: Kind) -> tuple[str, float]
     column_type = ColumnType.Categorical if kind == "categorical" else ColumnType.Numerical
     test = get_stattest(values, values, column_type, None)
     return test.name, float(test.default_threshold)
-

@@ -89,13 +89,13 @@ def _field(loc: tuple[Any, ...]) -> str:
 
 
 def create_app(settings: ServiceSettings, store: PredictionStore | None = None) -> FastAPI:
-    """The service on `settings`; `store` defaults to a PredictionStore on settings.database_url.
+    """The service on `settings`; `store` defaults to a PredictionStore on settings.database.
 
     Endpoints: POST /v1/events (KServe payload-logger CloudEvents), POST /v1/feedback, GET
     /healthz, GET /readyz (database reachable), GET /metrics. The database is first touched when
     a request needs it, so the service starts even while the database is down.
     """
-    store = store or PredictionStore(settings.database_url)
+    store = store or PredictionStore(settings.database)
     metrics = ServiceMetrics()
     buffer = WriteBuffer(store, metrics, settings.buffer_max_rows, settings.retry_max_wait)
     pairer = EventPairer(settings.pairing_max_waiting, settings.pairing_max_age)

@@ -1,27 +1,20 @@
-"""The monitoring service's settings: built once at the entry point, passed to `create_app`."""
+"""The prediction service's settings: Flywheel's shared settings plus the service's limits.
+
+Built once at the entry point and passed to `create_app`. The shared fields (home, database,
+model name, token) are the same FLYWHEEL_* variables every other command reads, with the same
+defaults; `model_name` names events that carry no inferenceservicename header.
+"""
 
 from __future__ import annotations
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from flywheel_mlops.settings import Settings
 
 
-class ServiceSettings(BaseSettings):
+class ServiceSettings(Settings):
     """Every field can be set as FLYWHEEL_<NAME> in the environment."""
 
-    model_config = SettingsConfigDict(env_prefix="FLYWHEEL_", extra="ignore")
-
-    database_url: str = Field(
-        default="sqlite:///flywheel-data/predictions.sqlite",
-        description="SQLAlchemy URL of the prediction log (postgresql+psycopg://... on a cluster).",
-    )
-    api_token: str = Field(
-        default="", description="Bearer token required on /v1/*; empty: no authentication."
-    )
-    model_name: str = Field(
-        default="pickup-eta",
-        description="Model name for events that carry none (no inferenceservicename header).",
-    )
     max_body_bytes: int = Field(
         default=8 * 1024 * 1024, ge=1024, description="Largest request body; larger gets 413."
     )
