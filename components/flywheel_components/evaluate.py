@@ -29,10 +29,8 @@ def evaluate(
         metrics: headline numbers for the KFP UI.
         evaluation: every number, per slice, baseline and champion included (JSON).
     Returns:
-        Whether the candidate beats the rule-based baseline: the gate for registering.
-        (Whether it beats the champion is in `evaluation`; register reads it from there.
-        A single return value also keeps the condition readable by the KFP local runner,
-        which cannot resolve named outputs of tasks whose names contain dashes.)
+        Whether the candidate beats the rule-based baseline (register reads this, and whether
+        it beats the champion, from `evaluation`).
     """
     from flywheel_mlops.training import steps
 

@@ -20,11 +20,12 @@ def register(
     schema: Input[Artifact],
     train: Input[Dataset],
     evaluation: Input[Artifact],
-    reason: str = "",
-    promote_alias: str = "champion",
+    reason: str,
+    promote_alias: str,
     run_id: str = dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
 ) -> NamedTuple("Registration", [("version", str), ("uri", str), ("promoted", bool)]):  # type: ignore[valid-type]
-    """Write the bundle, publish it as the next version, promote it if it beats the champion.
+    """Publish the bundle as the next version if it beats the baseline; promote it if it also
+    beats the champion.
 
     Args:
         dataset_spec: the dataset spec as JSON.
@@ -41,7 +42,8 @@ def register(
         promote_alias: the alias to move when the candidate beats the champion.
         run_id: lineage: the pipeline run.
     Returns:
-        The version, its storage URI (KServe's storageUri) and whether it moved the alias.
+        The version (empty when not published), its storage URI (KServe's storageUri) and
+        whether it moved the alias.
     """
     from collections import namedtuple
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from flywheel_mlops.errors import FlywheelError
 from flywheel_mlops.settings import Settings
+
+if TYPE_CHECKING:
+    from flywheel_mlops.rollout import RolloutDecision
 
 console = Console()
 err_console = Console(stderr=True)
@@ -20,6 +23,24 @@ err_console = Console(stderr=True)
 #: The model a command works on; every command falls back to the same setting.
 ModelName = Annotated[
     str, typer.Option("--name", help="Model name. Default: FLYWHEEL_MODEL_NAME (pickup-eta).")
+]
+
+
+NamespaceOption = Annotated[
+    str,
+    typer.Option(
+        help="Namespace of the InferenceService (--router kserve).", envvar="FLYWHEEL_NAMESPACE"
+    ),
+]
+InferenceServiceOption = Annotated[
+    str,
+    typer.Option(
+        help="InferenceService patched by --router kserve. Default: the model name.",
+        envvar="FLYWHEEL_INFERENCESERVICE",
+    ),
+]
+CanaryPercentOption = Annotated[
+    int, typer.Option(help="Share of live requests a canary serves.", min=1, max=99)
 ]
 
 
@@ -50,3 +71,11 @@ def parse_time(text: str, option: str) -> datetime:
     except ValueError as exc:
         raise typer.BadParameter(f"{option} must be an ISO 8601 time, got {text!r}") from exc
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def print_rollout(decision: RolloutDecision) -> None:
+    """One line: what the rollout step did, to which versions, and why."""
+    console.print(
+        f"rollout [bold]{decision.action}[/bold] candidate={decision.candidate or '-'} "
+        f"champion={decision.champion}: {decision.reason}"
+    )

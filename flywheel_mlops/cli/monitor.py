@@ -4,27 +4,37 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from flywheel_mlops.cli.common import console, failures_exit, parse_time, settings
-from flywheel_mlops.cli.rollout import (
+from flywheel_mlops.cli.common import (
     CanaryPercentOption,
     InferenceServiceOption,
     NamespaceOption,
-    RolloutMode,
-    run_rollout,
+    console,
+    failures_exit,
+    parse_time,
+    print_rollout,
+    settings,
 )
-from flywheel_mlops.errors import ConfigError
 
 if TYPE_CHECKING:
     import pandas as pd
 
 #: Exit code of a run whose decision is `error` (a CronJob then shows the run as failed).
 EXIT_ERROR = 1
+
+
+class RolloutMode(StrEnum):
+    """`flywheel monitor --rollout`: a router, or no rollout step at all."""
+
+    off = "off"
+    local = "local"
+    kserve = "kserve"
 
 
 def monitor(
@@ -127,56 +137,35 @@ def monitor(
     if result.verdict == "error":
         raise typer.Exit(EXIT_ERROR)
     if result.retrain and pipelines_host:
-        _submit_retrain(
-            pipelines_host,
-            registry or config.registry,
-            retrain_data,
-            retrain_side,
-            at - timedelta(days=retrain_days),
-            at,
-            " ".join(result.decision.why),
-        )
+        from flywheel_mlops.loop.retrain import submit_retrain
+
+        with failures_exit():
+            run = submit_retrain(
+                pipelines_host,
+                registry or config.registry,
+                retrain_data,
+                retrain_side,
+                at - timedelta(days=retrain_days),
+                at,
+                " ".join(result.decision.why),
+            )
+        console.print(f"retraining run [green]{run.run_id}[/green] started: {run.url}")
     if rollout is not RolloutMode.off:
-        run_rollout(
-            rollout.value,
-            model,
-            registry or config.registry,
-            database,
-            folder,
-            at,
-            RolloutOptions(canary_percent=canary_percent),
-            namespace=namespace,
-            inference_service=inference_service,
-        )
+        from flywheel_mlops.loop.rollout import RouterKind, take_rollout_step
 
-
-def _submit_retrain(
-    host: str, registry: str, data: str, side: str, start: datetime, end: datetime, why: str
-) -> None:
-    """Start the training pipeline on a fresh window through the KFP API, with the why.
-
-    The run registers its model as `candidate`; the champion moves only after a canary.
-    """
-    from flywheel_mlops.registry import Alias
-    from flywheel_mlops.spec import load_spec
-    from flywheel_mlops.training.kfp_client import submit_training_run
-    from flywheel_mlops.training.local_runner import TrainingRequest
-
-    with failures_exit():
-        if not data:
-            raise ConfigError("a retrain needs --retrain-data (FLYWHEEL_RETRAIN_DATA)")
-        request = TrainingRequest(
-            load_spec("ride_hailing"),
-            data,
-            registry,
-            side_uri=side,
-            start=start.date().isoformat(),
-            end=end.date().isoformat(),
-            reason=why,
-            promote_alias=Alias.CANDIDATE,
-        )
-        run = submit_training_run(host, request.arguments())
-    console.print(f"retraining run [green]{run.run_id}[/green] started: {run.url}")
+        with failures_exit():
+            decision = take_rollout_step(
+                RouterKind(rollout.value),
+                model,
+                registry or config.registry,
+                database,
+                folder,
+                at,
+                RolloutOptions(canary_percent=canary_percent),
+                namespace=namespace,
+                inference_service=inference_service,
+            )
+        print_rollout(decision)
 
 
 def _database_window(

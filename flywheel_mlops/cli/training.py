@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from flywheel_mlops.cli.common import console, err_console, failures_exit, settings
 from flywheel_mlops.errors import ValidationFailed
+from flywheel_mlops.training.request import TrainingRequest
+
+if TYPE_CHECKING:
+    from flywheel_mlops.training.local_runner import RunOutcome
 
 STEPS = ("ingest", "clean", "validate", "featurize", "split", "train", "evaluate", "register")
 
@@ -23,16 +26,19 @@ def train(
     side: Annotated[str, typer.Option(help="Side table joined at ingest (weather).")] = "",
     start: Annotated[str, typer.Option(help="First timestamp used (ISO).")] = "",
     end: Annotated[str, typer.Option(help="Timestamp no longer used (ISO).")] = "",
-    families: Annotated[
-        str, typer.Option(help="Comma-separated candidate families.")
-    ] = "xgboost,hist_gbm,ridge",
-    margin: Annotated[float, typer.Option(help="MAE gain over the champion to promote.")] = 0.02,
-    search_seconds: Annotated[float, typer.Option(help="Hyper-parameter search budget.")] = 0.0,
+    families: Annotated[str, typer.Option(help="Comma-separated candidate families.")] = ",".join(
+        TrainingRequest.families
+    ),
+    margin: Annotated[
+        float, typer.Option(help="MAE gain over the champion to promote.")
+    ] = TrainingRequest.margin,
+    search_seconds: Annotated[
+        float, typer.Option(help="Hyper-parameter search budget.")
+    ] = TrainingRequest.search_seconds,
     registry: Annotated[str, typer.Option(help="Registry URI. Default: <home>/registry.")] = "",
 ) -> None:
     """Run the training pipeline through the KFP local runner and register the model."""
     from flywheel_mlops.spec import load_spec
-    from flywheel_mlops.training.local_runner import TrainingRequest
 
     config = settings()
     with failures_exit():
@@ -51,38 +57,20 @@ def train(
     print_outcome(outcome)
 
 
-def run_with_progress(request: Any, runs: Path) -> Any:
-    """Run the pipeline with a progress bar over its steps; the runner's log goes to a file."""
+def run_with_progress(request: TrainingRequest, runs: Path) -> RunOutcome:
+    """Run the pipeline behind a spinner; every step's log goes to <runs>/last-run.log."""
     from flywheel_mlops.training.local_runner import run_training
 
     log_path = runs / "last-run.log"
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    ) as progress:
-        bar = progress.add_task("training pipeline", total=len(STEPS))
-        started: list[str] = []
-
-        def on_step(name: str) -> None:
-            if started:
-                progress.advance(bar)
-            started.append(name)
-            progress.update(bar, description=f"training pipeline: {name}")
-
+    with console.status(f"training pipeline ({', '.join(STEPS)}); log: {log_path}"):
         try:
-            outcome = run_training(request, runs, log_path=log_path, on_step=on_step)
+            return run_training(request, runs, log_path=log_path)
         except ValidationFailed:
             err_console.print(f"[yellow]the runner's log: {log_path}[/yellow]")
             raise
-        progress.update(bar, completed=len(STEPS), description="training pipeline: done")
-    return outcome
 
 
-def print_outcome(outcome: Any) -> None:
+def print_outcome(outcome: RunOutcome) -> None:
     """The summary table: the model beside the rule-based baseline and the champion."""
     evaluation = outcome.evaluation
     table = Table(title="test split")

@@ -23,7 +23,13 @@ from flywheel_mlops.monitoring.run import run_monitor
 from flywheel_mlops.predictions import PredictionStore
 from flywheel_mlops.registry import Registry
 from flywheel_mlops.registry.aliases import Alias
-from flywheel_mlops.rollout import LocalRouter, RolloutLog, RolloutOptions, rollout_step
+from flywheel_mlops.rollout import (
+    LocalRouter,
+    RolloutAction,
+    RolloutLog,
+    RolloutOptions,
+    rollout_step,
+)
 from flywheel_mlops.scoring import mae
 from flywheel_mlops.serving.client import PredictionClient
 from flywheel_mlops.simulator import SimulationConfig, simulate
@@ -159,7 +165,7 @@ def run_story(config: StoryConfig, home: Path, say: Callable[[str], None] = prin
                 verdict = rollout_step(
                     registry, spec.name, store, router, rollouts, datetime.now(UTC), rollout_options
                 )
-                if verdict.action != "wait":
+                if verdict.action is not RolloutAction.WAIT:
                     record.events.append(f"{verdict.action} {canary}: {verdict.reason}")
                     say(f"{day}: {verdict.action} {canary} — {verdict.reason}")
                     canary = None
@@ -207,7 +213,7 @@ def run_story(config: StoryConfig, home: Path, say: Callable[[str], None] = prin
                 replace(rollout_options, gate_hours=(now - since).total_seconds() / 3600),
             )
             say(f"{day}: {candidate.version} — {gate.reason}")
-            if gate.action == "canary":
+            if gate.action is RolloutAction.CANARY:
                 canary = candidate.version
                 record.events.append(f"canary {canary} at {config.canary_percent}%")
                 time.sleep(1.5)  # the predictor picks the canary up on its next alias poll

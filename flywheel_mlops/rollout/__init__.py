@@ -1,6 +1,7 @@
 """Safe rollout: gate a retrained candidate, give it a canary share, promote or roll back."""
 
 from flywheel_mlops.rollout.controller import (
+    RolloutAction,
     RolloutDecision,
     RolloutLog,
     gate_candidate,
@@ -16,6 +17,7 @@ from flywheel_mlops.rollout.step import RolloutOptions, rollout_step
 __all__ = [
     "KServeRouter",
     "LocalRouter",
+    "RolloutAction",
     "RolloutDecision",
     "RolloutLog",
     "RolloutOptions",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +18,22 @@ from flywheel_mlops.scoring import error_summary, mae
 ACTUAL = "actual"
 
 
+class RolloutAction(StrEnum):
+    """What one step of a rollout did."""
+
+    CANARY = "canary"  # the gate passed: the candidate serves a share of traffic
+    PROMOTE = "promote"  # the canary won on live traffic and became the champion
+    ROLLBACK = "rollback"  # the canary lost on live traffic and was withdrawn
+    REJECT = "reject"  # the gate failed: the candidate never serves
+    WAIT = "wait"  # not enough labelled rows to decide yet
+    IDLE = "idle"  # nothing to decide: no candidate and no canary
+
+
 @dataclass(frozen=True)
 class RolloutDecision:
     """One step of a rollout and why it was taken."""
 
-    action: str  # canary | promote | rollback | reject | wait | idle
+    action: RolloutAction
     candidate: str
     champion: str
     reason: str
@@ -41,7 +53,7 @@ def gate_candidate(
     rows = labelled.dropna(subset=[ACTUAL])
     if len(rows) < min_rows:
         return RolloutDecision(
-            "wait",
+            RolloutAction.WAIT,
             candidate.version,
             champion.version,
             f"{len(rows)} labelled rows, {min_rows} needed to compare",
@@ -52,7 +64,7 @@ def gate_candidate(
     numbers = {"rows": len(rows), "candidate_mae": ours["mae"], "champion_mae": theirs["mae"]}
     if ours["mae"] <= (1 - margin) * theirs["mae"]:
         return RolloutDecision(
-            "canary",
+            RolloutAction.CANARY,
             candidate.version,
             champion.version,
             f"on {len(rows)} recent labelled trips {candidate.version} has MAE {ours['mae']:.2f}"
@@ -60,7 +72,7 @@ def gate_candidate(
             numbers,
         )
     return RolloutDecision(
-        "reject",
+        RolloutAction.REJECT,
         candidate.version,
         champion.version,
         f"on {len(rows)} recent labelled trips {candidate.version} has MAE {ours['mae']:.2f} "
@@ -87,7 +99,7 @@ def judge_canary(
     numbers = {"rows": counts, "mae": maes}
     if min(counts.values()) < min_rows:
         return RolloutDecision(
-            "wait",
+            RolloutAction.WAIT,
             candidate,
             champion,
             f"labelled rows so far {counts}; {min_rows} each needed",
@@ -95,7 +107,7 @@ def judge_canary(
         )
     if maes[candidate] <= (1 - margin) * maes[champion]:
         return RolloutDecision(
-            "promote",
+            RolloutAction.PROMOTE,
             candidate,
             champion,
             f"canary {candidate} served {counts[candidate]} labelled trips at MAE "
@@ -103,7 +115,7 @@ def judge_canary(
             numbers,
         )
     return RolloutDecision(
-        "rollback",
+        RolloutAction.ROLLBACK,
         candidate,
         champion,
         f"canary {candidate} is worse live: MAE {maes[candidate]:.2f} on {counts[candidate]} "
@@ -128,7 +140,11 @@ class RolloutLog:
         if not self.path.exists():
             return []
         return [
-            RolloutDecision(**json.loads(line))
+            _decision(json.loads(line))
             for line in self.path.read_text().splitlines()
             if line.strip()
         ]
+
+
+def _decision(entry: dict[str, Any]) -> RolloutDecision:
+    return RolloutDecision(**{**entry, "action": RolloutAction(entry["action"])})

@@ -17,6 +17,7 @@ import pandas as pd
 from flywheel_mlops.registry import AliasRecord, Registry
 from flywheel_mlops.registry.aliases import Alias
 from flywheel_mlops.rollout.controller import (
+    RolloutAction,
     RolloutDecision,
     RolloutLog,
     gate_candidate,
@@ -81,7 +82,7 @@ def rollout_step(
         # promotion (judging the champion against itself could "roll back" the champion).
         router.promote(canary.version, "finishing the promotion an earlier run started")
         decision = RolloutDecision(
-            "promote",
+            RolloutAction.PROMOTE,
             canary.version,
             champion,
             f"{canary.version} is already the champion; the canary alias was left by an "
@@ -94,7 +95,7 @@ def rollout_step(
         candidate = registry.alias(model, Alias.CANDIDATE)
         if candidate is None or candidate.version == champion:
             decision = RolloutDecision(
-                "idle",
+                RolloutAction.IDLE,
                 candidate.version if candidate else "",
                 champion,
                 f"no canary is running and no candidate differs from the champion {champion}",
@@ -127,11 +128,11 @@ def _judge(
         margin=options.canary_margin,
         min_rows=options.canary_min_rows,
     )
-    if verdict.action == "promote":
+    if verdict.action is RolloutAction.PROMOTE:
         router.promote(canary.version, verdict.reason)
-    elif verdict.action == "rollback":
+    elif verdict.action is RolloutAction.ROLLBACK:
         router.roll_back(canary.version, verdict.reason)
-    if verdict.action != "wait":
+    if verdict.action is not RolloutAction.WAIT:
         _retire_candidate(registry, model, canary.version, verdict.reason)
     return verdict
 
@@ -154,9 +155,9 @@ def _gate(
         margin=options.gate_margin,
         min_rows=options.gate_min_rows,
     )
-    if gate.action == "canary":
+    if gate.action is RolloutAction.CANARY:
         router.start_canary(candidate, options.canary_percent, gate.reason)
-    if gate.action != "wait":
+    if gate.action is not RolloutAction.WAIT:
         _retire_candidate(registry, model, candidate, gate.reason)
     return gate
 

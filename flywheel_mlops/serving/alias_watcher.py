@@ -4,15 +4,29 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from flywheel_mlops.errors import FlywheelError
 
 log = logging.getLogger("flywheel.serving")
 
+State = TypeVar("State", bound=Hashable)
 
-class AliasWatcher:
-    """Polls `current()` every `interval` seconds and calls `on_change(version)` when it differs.
+
+@dataclass(frozen=True)
+class CanarySplit:
+    """Where the canary alias points and the share of requests it serves."""
+
+    version: str
+    percent: int
+
+
+class AliasWatcher(Generic[State]):
+    """Polls `current()` every `interval` seconds and calls `on_change(state)` when it differs.
+
+    The state is a version (str) for the champion, a `CanarySplit | None` for the canary.
 
     Polling (rather than file-system events) works the same on a local folder and on object
     storage, and an alias file replaced with os.replace is never seen half written. The callback
@@ -22,10 +36,10 @@ class AliasWatcher:
 
     def __init__(
         self,
-        current: Callable[[], str],
-        on_change: Callable[[str], object],
+        current: Callable[[], State],
+        on_change: Callable[[State], object],
         interval: float,
-        seen: str | None = None,
+        seen: State | None = None,
     ):
         """
         Args:
@@ -41,8 +55,8 @@ class AliasWatcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def poll_once(self) -> str | None:
-        """Check the alias once; returns the new version it reported, or None."""
+    def poll_once(self) -> State | None:
+        """Check the alias once; returns the new state it reported, or None."""
         try:
             version = self._current()
         except FlywheelError as error:

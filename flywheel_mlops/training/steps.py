@@ -189,14 +189,23 @@ def register(
     train_path: str,
     evaluation_path: str,
     lineage: dict[str, Any],
-    promote_alias: str = "champion",
+    promote_alias: str = Alias.CHAMPION,
 ) -> register_stage.Registration:
-    """Register step: publish the bundle, promote it when evaluate said it beats the champion."""
+    """Register step: publish the bundle when evaluate said it beats the rule-based baseline,
+    and move `promote_alias` to it when it also beats the champion.
+
+    A model that loses to the baseline is not published: the version is empty.
+    """
+    evaluation = _read_json(evaluation_path)
+    if not evaluation["beats_baseline"]:
+        return register_stage.Registration(
+            "", "", False, "not registered: the model does not beat the rule-based baseline"
+        )
     spec = _spec(spec_json)
     pipeline = FeaturePipeline.from_json(Path(pipeline_path).read_text())
     model = load_model_dir(model_dir)
     training = _read_json(str(Path(model_dir) / "training.json"))
-    metrics = _read_json(evaluation_path) | {
+    metrics = evaluation | {
         "validation": {"mae": training["chosen"]["val_mae"]},
         "candidates": training["candidates"],
     }

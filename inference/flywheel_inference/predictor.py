@@ -22,7 +22,7 @@ from flywheel_inference.v2_tensors import columns_from_request, infer_response, 
 from flywheel_mlops.errors import FlywheelError, InvalidInputError
 from flywheel_mlops.predictions.payload_logger import PayloadLogger
 from flywheel_mlops.schema import Columns
-from flywheel_mlops.serving.alias_watcher import AliasWatcher
+from flywheel_mlops.serving.alias_watcher import AliasWatcher, CanarySplit
 from flywheel_mlops.serving.bundle_source import BundleSource, RegistrySource
 from flywheel_mlops.serving.coalescer import Coalescer
 from flywheel_mlops.serving.served_model import ServedModel
@@ -129,7 +129,7 @@ class PickupPredictor(kserve.Model):
             self._watcher.start()
             log.info("following %s every %gs", self.source.describe(), self.limits.watch_interval)
             self._canary_watcher = AliasWatcher(
-                self._canary_state, self._follow_canary, self.limits.watch_interval, seen="none"
+                self._canary_state, self._follow_canary, self.limits.watch_interval, seen=None
             )
             self._canary_watcher.start()
 
@@ -166,22 +166,22 @@ class PickupPredictor(kserve.Model):
             self.metrics.swaps.labels(self.name, "swapped").inc()
             return True
 
-    def _canary_state(self) -> str:
-        """`<version>@<percent>` of the canary alias, or `none` when there is no canary."""
+    def _canary_state(self) -> CanarySplit | None:
+        """The canary alias's version and traffic share, or None when there is no canary."""
         assert isinstance(self.source, RegistrySource)
         record = self.source.registry.alias(self.source.name, self.limits.canary_alias)
         if record is None or not record.version:
-            return "none"
-        return f"{record.version}@{record.traffic_percent or 0}"
+            return None
+        return CanarySplit(record.version, record.traffic_percent or 0)
 
-    def _follow_canary(self, state: str) -> None:
+    def _follow_canary(self, state: CanarySplit | None) -> None:
         """Start, change or end the canary split; a canary that fails its checks never serves."""
-        if state == "none":
+        if state is None:
             if self._canary is not None:
                 log.info("canary %s ended", self._canary[0].version)
             self._canary = None
             return
-        version, percent = state.rsplit("@", 1)
+        version, percent = state.version, state.percent
         assert isinstance(self.source, RegistrySource)
         try:
             served = self.source.load(version)

@@ -1,7 +1,8 @@
 """The training pipeline: ingest -> clean -> validate -> featurize -> split -> train -> evaluate
--> register, with the evaluation verdict as the condition for registering."""
+-> register; its outputs say what was registered and why."""
 
 from pathlib import Path
+from typing import NamedTuple
 
 from flywheel_components.clean import clean
 from flywheel_components.evaluate import evaluate
@@ -11,11 +12,23 @@ from flywheel_components.register import register
 from flywheel_components.split import split
 from flywheel_components.train import train
 from flywheel_components.validate import validate
+from flywheel_mlops.training.request import TrainingRequest
 from kfp import compiler, dsl
+from kfp.dsl import Artifact
 
 PIPELINE_NAME = "flywheel-training"
 COMPILED = Path(__file__).with_name("training.yaml")
-DEFAULT_FAMILIES = ["xgboost", "hist_gbm", "ridge"]
+#: Defaults come from the one request type the CLI and the loop build runs with.
+DEFAULTS = TrainingRequest
+
+
+class Outputs(NamedTuple):
+    """What a run reports: the version registered ("" when none), whether it moved the alias,
+    and every evaluation number."""
+
+    version: str
+    promoted: bool
+    evaluation: Artifact
 
 
 @dsl.pipeline(name=PIPELINE_NAME, description="Train, evaluate and register a Flywheel model.")
@@ -23,17 +36,17 @@ def training_pipeline(
     dataset_spec: str,
     data_uri: str,
     registry_uri: str,
-    side_uri: str = "",
-    start: str = "",
-    end: str = "",
-    families: list = DEFAULT_FAMILIES,
-    margin: float = 0.02,
-    search_seconds: float = 0.0,
-    tolerance: float = 0.02,
-    seed: int = 0,
-    reason: str = "manual run",
-    promote_alias: str = "champion",
-) -> None:
+    side_uri: str = DEFAULTS.side_uri,
+    start: str = DEFAULTS.start,
+    end: str = DEFAULTS.end,
+    families: list = list(DEFAULTS.families),  # noqa: B006, B008 - KFP reads the default once
+    margin: float = DEFAULTS.margin,
+    search_seconds: float = DEFAULTS.search_seconds,
+    tolerance: float = DEFAULTS.tolerance,
+    seed: int = DEFAULTS.seed,
+    reason: str = DEFAULTS.reason,
+    promote_alias: str = DEFAULTS.promote_alias,
+) -> Outputs:
     """Parameters:
 
     dataset_spec: the dataset spec as JSON (target, columns, baseline rule...).
@@ -82,23 +95,27 @@ def training_pipeline(
     )
     # The champion can change between runs: a cached verdict would compare with a stale one.
     verdict.set_caching_options(enable_caching=False)
-    with dsl.If(verdict.outputs["Output"] == True, name="beats-baseline"):  # noqa: E712
-        registered = register(
-            dataset_spec=dataset_spec,
-            registry_uri=registry_uri,
-            data_uri=data_uri,
-            start=start,
-            end=end,
-            model=trained.outputs["model"],
-            feature_pipeline=features.outputs["feature_pipeline"],
-            schema=features.outputs["schema"],
-            train=parts.outputs["train"],
-            evaluation=verdict.outputs["evaluation"],
-            reason=reason,
-            promote_alias=promote_alias,
-        )
-        # Publishing a version is a side effect: it must happen on every run, never from cache.
-        registered.set_caching_options(enable_caching=False)
+    registered = register(
+        dataset_spec=dataset_spec,
+        registry_uri=registry_uri,
+        data_uri=data_uri,
+        start=start,
+        end=end,
+        model=trained.outputs["model"],
+        feature_pipeline=features.outputs["feature_pipeline"],
+        schema=features.outputs["schema"],
+        train=parts.outputs["train"],
+        evaluation=verdict.outputs["evaluation"],
+        reason=reason,
+        promote_alias=promote_alias,
+    )
+    # Publishing a version is a side effect: it must happen on every run, never from cache.
+    registered.set_caching_options(enable_caching=False)
+    return Outputs(
+        version=registered.outputs["version"],
+        promoted=registered.outputs["promoted"],
+        evaluation=verdict.outputs["evaluation"],
+    )
 
 
 def compile_pipeline(path: Path = COMPILED) -> Path:

@@ -1,10 +1,14 @@
 """The compiled pipeline: the committed YAML matches the code, retries and caching as intended."""
 
+import json
 from pathlib import Path
 
 import pytest
 import yaml
 from flywheel_pipelines.training import COMPILED, compile_pipeline
+
+from flywheel_mlops.registry import Registry
+from flywheel_mlops.training import steps
 
 
 @pytest.fixture(scope="module")
@@ -60,10 +64,24 @@ def test_pure_steps_may_be_cached(compiled):
     assert _tasks(compiled)["clean"]["cachingOptions"] == {"enableCache": True}
 
 
-def test_register_runs_only_when_the_model_beats_the_baseline(compiled):
-    condition = compiled["root"]["dag"]["tasks"]["condition-1"]["triggerPolicy"]["condition"]
-    assert "evaluate-Output" in condition
-    assert "true" in condition
+def test_the_run_declares_what_was_registered_and_the_evaluation_as_outputs(compiled):
+    outputs = compiled["root"]["outputDefinitions"]
+    assert set(outputs["parameters"]) == {"version", "promoted"}
+    assert set(outputs["artifacts"]) == {"evaluation"}
+
+
+def test_a_model_that_loses_to_the_baseline_is_not_published(tmp_path: Path, spec):
+    evaluation = tmp_path / "evaluation.json"
+    evaluation.write_text(json.dumps({"beats_baseline": False, "test": {"mae": 9.0}}))
+    registry = tmp_path / "registry"
+    missing = str(tmp_path / "never-read")
+    done = steps.register(
+        spec.model_dump_json(), str(registry), missing, missing, missing, missing,
+        str(evaluation), lineage={},
+    )  # fmt: skip
+    assert (done.version, done.promoted) == ("", False)
+    assert "baseline" in done.reason
+    assert Registry(registry).versions(spec.name) == []
 
 
 def test_steps_install_nothing_at_run_time(compiled):

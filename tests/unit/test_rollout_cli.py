@@ -43,7 +43,7 @@ def cluster(tmp_path: Path, registry: Registry, labelled, monkeypatch) -> Record
         datetime.now(UTC) - timedelta(hours=1),
     )
     api = RecordingCustomObjectsApi(["--model_name=pickup-eta", "--model_dir=s3://m/v0002"])
-    monkeypatch.setattr("flywheel_mlops.cli.rollout.kubernetes_api", lambda: api)
+    monkeypatch.setattr("flywheel_mlops.loop.rollout.kubernetes_api", lambda: api)
     for key, value in {
         "FLYWHEEL_HOME": str(tmp_path / "home"),
         "FLYWHEEL_REGISTRY_URI": registry.uri,
