@@ -122,8 +122,9 @@ def run_kserve(port: int, model_path: str) -> None:
     """
     import kserve
     import xgboost as xgb
-    from flywheel_inference.model_server import FlywheelModelServer
     from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
+
+    from flywheel_inference.model_server import FlywheelModelServer
 
     booster = xgb.Booster()
     booster.load_model(model_path)

@@ -44,6 +44,7 @@ def submit_training_run(
     pipeline version named by its sha256 prefix, so re-submitting the same code reuses it.
     """
     import kfp
+
     from flywheel_pipelines.training import COMPILED, PIPELINE_NAME
 
     package = package or COMPILED

@@ -38,8 +38,9 @@ def run_training(
     the pipeline's declared outputs. A validation failure is raised as ValidationFailed with the
     gate's report (the validate step's `report` artifact), so callers see each failed check.
     """
-    from flywheel_pipelines.training import training_pipeline
     from kfp import local
+
+    from flywheel_pipelines.training import training_pipeline
 
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     run_root = pipeline_root / f"{stamp}-{uuid.uuid4().hex[:8]}"

@@ -4,6 +4,9 @@
 from pathlib import Path
 from typing import NamedTuple
 
+from kfp import compiler, dsl
+from kfp.dsl import Artifact
+
 from flywheel_components.clean import clean
 from flywheel_components.evaluate import evaluate
 from flywheel_components.featurize import featurize
@@ -13,8 +16,6 @@ from flywheel_components.split import split
 from flywheel_components.train import train
 from flywheel_components.validate import validate
 from flywheel_mlops.training.request import TrainingRequest
-from kfp import compiler, dsl
-from kfp.dsl import Artifact
 
 PIPELINE_NAME = "flywheel-training"
 COMPILED = Path(__file__).with_name("training.yaml")
@@ -39,7 +40,7 @@ def training_pipeline(
     side_uri: str = DEFAULTS.side_uri,
     start: str = DEFAULTS.start,
     end: str = DEFAULTS.end,
-    families: list = list(DEFAULTS.families),  # noqa: B006, B008 - KFP reads the default once
+    families: list = list(DEFAULTS.families),  # noqa: B006 - KFP reads the default once
     margin: float = DEFAULTS.margin,
     search_seconds: float = DEFAULTS.search_seconds,
     tolerance: float = DEFAULTS.tolerance,

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 import uvicorn
-from flywheel_pipelines.training import COMPILED
 from typer.testing import CliRunner
 
 from flywheel_mlops.cli import app as cli
 from flywheel_mlops.errors import FlywheelError
 from flywheel_mlops.training.kfp_client import submit_training_run
+from flywheel_pipelines.training import COMPILED
 from tests.integration.kfp_standin import create_standin
 
 pytestmark = pytest.mark.integration

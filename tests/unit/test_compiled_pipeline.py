@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from flywheel_pipelines.training import COMPILED, compile_pipeline
 
 from flywheel_mlops.registry import Registry
 from flywheel_mlops.training import steps
+from flywheel_pipelines.training import COMPILED, compile_pipeline
 
 
 @pytest.fixture(scope="module")

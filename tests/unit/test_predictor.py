@@ -11,12 +11,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from flywheel_inference.metrics import ServingMetrics
-from flywheel_inference.predictor import PickupPredictor, PredictorLimits
 from kserve.errors import InvalidInput, ModelNotReady
 from kserve.protocol.infer_type import InferInput, InferRequest
 from prometheus_client import CollectorRegistry
 
+from flywheel_inference.metrics import ServingMetrics
+from flywheel_inference.predictor import PickupPredictor, PredictorLimits
 from flywheel_mlops.registry import Registry
 from flywheel_mlops.registry.bundle import MANIFEST, BundleContents, sha256_of, write_bundle
 from flywheel_mlops.serving.bundle_source import ModelDirSource, RegistrySource

@@ -8,9 +8,10 @@ from typing import Any
 import numpy as np
 import orjson
 import pytest
-from flywheel_inference.binary_request import decode_binary_request
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferInput, InferRequest
+
+from flywheel_inference.binary_request import decode_binary_request
 
 
 def kserve_encoded(arrays: dict[str, np.ndarray]) -> tuple[bytes, int]:

@@ -7,9 +7,10 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import CollectorRegistry
+
 from flywheel_inference.metrics import ServingMetrics
 from flywheel_inference.request_gate import GateOptions, RequestGate
-from prometheus_client import CollectorRegistry
 
 MODEL = "pickup-eta"
 V1 = f"/v1/models/{MODEL}:predict"

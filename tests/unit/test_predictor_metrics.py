@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-from flywheel_inference.metrics import MINUTE_BUCKETS, ServingMetrics
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.utils import floatToGoString
+
+from flywheel_inference.metrics import MINUTE_BUCKETS, ServingMetrics
 
 
 def test_batch_histogram_matches_observing_values_one_by_one() -> None:

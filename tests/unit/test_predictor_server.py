@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from flywheel_inference.server import KSERVE_MODEL_DIR, build_parser, plan
 
+from flywheel_inference.server import KSERVE_MODEL_DIR, build_parser, plan
 from flywheel_mlops.serving.bundle_source import ModelDirSource, RegistrySource
 from flywheel_mlops.settings import Settings
 

@@ -6,9 +6,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from flywheel_inference.v2_tensors import columns_from_request, input_metadata
 from kserve.protocol.infer_type import InferInput, InferRequest
 
+from flywheel_inference.v2_tensors import columns_from_request, input_metadata
 from flywheel_mlops.errors import InvalidInputError
 from flywheel_mlops.schema import FieldSpec, InputSchema
 
