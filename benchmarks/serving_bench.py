@@ -31,7 +31,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -44,6 +43,8 @@ from typing import Any
 
 import numpy as np
 import orjson
+
+from flywheel_mlops.processes import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "pickup-eta"
@@ -260,12 +261,6 @@ def python_load(url: str, request: Request, connections: int, seconds: float, _:
 
 
 # --- servers ----------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

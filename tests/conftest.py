@@ -46,23 +46,7 @@ def tmp_registry(tmp_path: Path) -> str:
 @pytest.fixture(scope="session")
 def bundle_contents(spec: DatasetSpec, clean_frame: pd.DataFrame):
     """A small XGBoost model with everything a bundle holds, built without the pipeline."""
-    from flywheel_mlops.registry.bundle import BundleContents
-    from flywheel_mlops.training.evaluate import evaluate
-    from flywheel_mlops.training.featurize import featurize
-    from flywheel_mlops.training.register import reference_sample
-    from flywheel_mlops.training.split import split
-    from flywheel_mlops.training.train import train
+    from flywheel_mlops.testing.quick_train import build_bundle
 
-    train_part, val_part, test_part = split(spec, clean_frame)
-    pipeline, schema = featurize(spec, train_part)
-    result = train(spec, pipeline, train_part, val_part, ["xgboost"])
-    metrics = evaluate(spec, result.model, pipeline, test_part)
-    reference = reference_sample(spec, train_part, result.model, pipeline, rows=500)
-    metadata = {
-        "name": spec.name,
-        "target": spec.target,
-        "inputs": schema.names,
-        "created_at": "2026-03-20T00:00:00+00:00",
-        "data_uri": "test",
-    }
-    return BundleContents(result.model, "xgboost", pipeline, schema, metrics, reference, metadata)
+    metadata = {"created_at": "2026-03-20T00:00:00+00:00", "data_uri": "test"}
+    return build_bundle(spec, clean_frame, reference_rows=500, metadata=metadata)

@@ -56,7 +56,11 @@ def monitor(
         Path | None, typer.Option(help="Output folder. Default: <home>/monitor/<model>.")
     ] = None,
     state: Annotated[
-        Path | None, typer.Option(help="Policy state file. Default: <out>/policy-state.json.")
+        Path | None,
+        typer.Option(
+            help="Keep the policy state in this local file instead of the loop database "
+            "(the prediction log's database, where a fresh pod finds it)."
+        ),
     ] = None,
     cache_dir: Annotated[
         Path | None, typer.Option(help="Reference statistics cache. Default: <home>/monitor/cache.")
@@ -109,6 +113,8 @@ def monitor(
     reads are the ones that just failed. A retrain submitted by this run registers its
     candidate later, so a later run gates it.
     """
+    from flywheel_mlops.loop.archive import archive_run
+    from flywheel_mlops.loop.state import DatabasePolicyState, LoopDatabase
     from flywheel_mlops.monitoring import RetrainPolicy, Thresholds, run_monitor
     from flywheel_mlops.registry import Registry
     from flywheel_mlops.rollout import RolloutOptions
@@ -119,8 +125,10 @@ def monitor(
     start = parse_time(since, "--since") if since else at - timedelta(hours=hours)
     end = start + timedelta(hours=hours)
     folder = out or config.home / "monitor" / model
+    database = database_url or config.database
+    loop_db = LoopDatabase(database)
     policy = RetrainPolicy(
-        state or folder / "policy-state.json",
+        state or DatabasePolicyState(loop_db, f"policy/{model}"),
         Thresholds(min_labelled_rows=min_labelled_rows),
         debounce=debounce,
         cooldown=timedelta(hours=cooldown_hours),
@@ -128,12 +136,16 @@ def monitor(
     )
     with failures_exit():
         bundle = Registry(registry or config.registry).load(model, ref)
-    database = database_url or config.database
     source = window if window is not None else _database_window(database, start, end, model)
     result = run_monitor(
         bundle, source, policy, folder, at, cache_dir=cache_dir or config.home / "monitor" / "cache"
     )
-    _print_summary(result.decision.to_dict())
+    document = result.decision.to_dict()
+    with failures_exit():
+        loop_db.record(model, "decision", at, document)
+        archived = archive_run(registry or config.registry, model, at, result)
+    _print_summary(document)
+    console.print(f"decision and report kept at {archived}")
     if result.verdict == "error":
         raise typer.Exit(EXIT_ERROR)
     if result.retrain and pipelines_host:
@@ -142,6 +154,7 @@ def monitor(
         with failures_exit():
             run = submit_retrain(
                 pipelines_host,
+                bundle,
                 registry or config.registry,
                 retrain_data,
                 retrain_side,

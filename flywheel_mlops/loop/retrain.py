@@ -6,22 +6,41 @@ from datetime import datetime
 
 from flywheel_mlops.errors import ConfigError
 from flywheel_mlops.registry import Alias
-from flywheel_mlops.spec import load_spec
+from flywheel_mlops.registry.bundle import SPEC, Bundle
+from flywheel_mlops.spec import DatasetSpec
 from flywheel_mlops.training.kfp_client import SubmittedRun, submit_training_run
 from flywheel_mlops.training.request import TrainingRequest
 
 
+def retrain_spec(bundle: Bundle) -> DatasetSpec:
+    """The dataset spec a retrain of `bundle` trains with: the one the bundle was trained with."""
+    if bundle.spec is None:
+        raise ConfigError(
+            f"{bundle.name} {bundle.version} carries no {SPEC} (it predates specs in bundles): "
+            "train it again with `flywheel train --dataset SPEC` before the loop can retrain it"
+        )
+    return bundle.spec
+
+
 def submit_retrain(
-    host: str, registry: str, data: str, side: str, start: datetime, end: datetime, why: str
+    host: str,
+    bundle: Bundle,
+    registry: str,
+    data: str,
+    side: str,
+    start: datetime,
+    end: datetime,
+    why: str,
 ) -> SubmittedRun:
     """Start the training pipeline on a fresh window through the KFP API, with the why.
 
-    The run registers its model as `candidate`; the champion moves only after a canary.
+    The run trains with the served bundle's own dataset spec and registers its model as
+    `candidate`; the champion moves only after the gate and a canary.
     """
     if not data:
         raise ConfigError("a retrain needs --retrain-data (FLYWHEEL_RETRAIN_DATA)")
     request = TrainingRequest(
-        load_spec("ride_hailing"),
+        retrain_spec(bundle),
         data,
         registry,
         side_uri=side,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from flywheel_mlops.errors import ConfigError
+from flywheel_mlops.loop.state import LoopDatabase
 from flywheel_mlops.predictions import PredictionStore
 from flywheel_mlops.registry import Registry
 from flywheel_mlops.rollout import (
@@ -73,7 +75,7 @@ def take_rollout_step(
     """Gate, canary, promote, roll back or wait, once; the decision is appended to the log."""
     registry = Registry(registry_uri)
     router = build_router(kind, registry, model, namespace, inference_service or model)
-    return rollout_step(
+    decision = rollout_step(
         registry,
         model,
         PredictionStore(database_url),
@@ -82,3 +84,6 @@ def take_rollout_step(
         at,
         options,
     )
+    # The rollout log in `folder` dies with a pod; the loop database keeps every step.
+    LoopDatabase(database_url).record(model, "rollout", at, asdict(decision))
+    return decision

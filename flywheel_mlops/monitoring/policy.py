@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from flywheel_mlops.files import write_atomic
 from flywheel_mlops.monitoring.decision import Decision
@@ -36,8 +36,49 @@ class PolicyState:
     """The last decisions seen: time, model version, verdict, trigger."""
 
 
+class StateStore(Protocol):
+    """Where a policy keeps its state between runs, with a revision for compare-and-swap."""
+
+    def describe(self) -> str: ...
+
+    def load(self) -> tuple[dict[str, Any] | None, int]:
+        """The stored state (None when there is none yet) and its revision."""
+        ...
+
+    def save(self, state: dict[str, Any], revision: int) -> int:
+        """Store `state` if still at `revision`; the new revision. Raises on a conflict."""
+        ...
+
+
+class FileState:
+    """State in a local JSON file, for one process at a time (a local run, a test).
+
+    A cluster's monitor keeps its state in the loop database instead (`loop.state`): a pod's
+    scratch folder is new in every run.
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def describe(self) -> str:
+        return str(self.path)
+
+    def load(self) -> tuple[dict[str, Any] | None, int]:
+        if not self.path.is_file():
+            return None, 0
+        try:
+            return json.loads(self.path.read_text()), 1
+        except ValueError as exc:
+            raise ValueError(f"policy state {self.path} is not JSON: {exc}") from exc
+
+    def save(self, state: dict[str, Any], revision: int) -> int:
+        # A killed run leaves the old state or the new one.
+        write_atomic(self.path, json.dumps(state, indent=2))
+        return revision + 1
+
+
 class RetrainPolicy:
-    """Turns decisions into retrain triggers, remembering past windows in `state_path`.
+    """Turns decisions into retrain triggers, remembering past windows in its state store.
 
     Rules, in order: a failed run, too little data or a good window never triggers (a good
     window resets the streak; a failed or empty one leaves it as it was); a bad window
@@ -47,7 +88,7 @@ class RetrainPolicy:
 
     def __init__(
         self,
-        state_path: Path,
+        state: Path | StateStore,
         thresholds: Thresholds | None = None,
         debounce: int = 2,
         cooldown: timedelta = timedelta(hours=6),
@@ -59,7 +100,7 @@ class RetrainPolicy:
             raise ValueError(f"daily_cap must be >= 0, got {daily_cap}")
         if cooldown < timedelta(0):
             raise ValueError(f"cooldown must be >= 0, got {cooldown}")
-        self.state_path = Path(state_path)
+        self.state: StateStore = FileState(state) if isinstance(state, Path) else state
         self.thresholds = thresholds or Thresholds()
         self.debounce = debounce
         self.cooldown = cooldown
@@ -73,22 +114,27 @@ class RetrainPolicy:
             "daily_cap": self.daily_cap,
         }
 
-    def load_state(self) -> PolicyState:
-        """The remembered state; a missing file is a fresh start."""
-        if not self.state_path.is_file():
-            return PolicyState()
+    def load_state(self) -> tuple[PolicyState, int]:
+        """The remembered state and its revision; nothing stored is a fresh start."""
+        stored, revision = self.state.load()
+        if stored is None:
+            return PolicyState(), revision
         try:
-            return PolicyState(**json.loads(self.state_path.read_text()))
-        except (ValueError, TypeError) as exc:
+            return PolicyState(**stored), revision
+        except TypeError as exc:
             raise ValueError(
-                f"policy state {self.state_path} must be a JSON object with consecutive_bad, "
-                f"triggers and history; could not read it: {exc}"
+                f"policy state {self.state.describe()} must hold consecutive_bad, triggers "
+                f"and history; could not read it: {exc}"
             ) from exc
 
     def decide(self, decision: Decision | Mapping[str, Any], now: datetime) -> TriggerDecision:
-        """Record a decision in the state file and say whether it triggers a retrain."""
+        """Record a decision in the state store and say whether it triggers a retrain.
+
+        The save is a compare-and-swap: when another run saved since this one read the state,
+        the store raises and this run's trigger never happens.
+        """
         verdict, version = _verdict_and_version(decision)
-        state = self.load_state()
+        state, revision = self.load_state()
         result = self._apply(state, verdict, now)
         state.history.append(
             {
@@ -100,7 +146,7 @@ class RetrainPolicy:
             }
         )
         state.history = state.history[-HISTORY_KEPT:]
-        self._save(state)
+        self.state.save(asdict(state), revision)
         return result
 
     def _apply(self, state: PolicyState, verdict: str, now: datetime) -> TriggerDecision:
@@ -139,10 +185,6 @@ class RetrainPolicy:
         return TriggerDecision(
             True, f"Retrain: {streak} bad windows in a row ({verdict}), outside cooldown and cap."
         )
-
-    def _save(self, state: PolicyState) -> None:
-        # A killed run leaves the old state or the new one.
-        write_atomic(self.state_path, json.dumps(asdict(state), indent=2))
 
 
 def _verdict_and_version(decision: Decision | Mapping[str, Any]) -> tuple[str, str | None]:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from flywheel_mlops.errors import FlywheelError
 from flywheel_mlops.monitoring import reference_stats
 from flywheel_mlops.monitoring.decision import Decision, drift_section, judge
 from flywheel_mlops.monitoring.drift import DriftResult, measure_drift
@@ -165,7 +166,7 @@ def _describe(window: WindowSource) -> str:
 def _apply_policy(decision: Decision, policy: RetrainPolicy, now: datetime) -> None:
     try:
         trigger = policy.decide(decision, now)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, FlywheelError) as exc:
         # Without its memory the policy cannot debounce: it must not trigger, and it says so.
         decision.retrain = False
         decision.policy = {"trigger": False, "why": f"policy state unusable: {exc}"}

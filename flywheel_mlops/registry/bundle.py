@@ -15,6 +15,7 @@ from flywheel_mlops import models
 from flywheel_mlops.errors import BundleIntegrityError
 from flywheel_mlops.features import FeaturePipeline
 from flywheel_mlops.schema import InputSchema
+from flywheel_mlops.spec import DatasetSpec
 
 #: The bundle's files, named once: the registry, the predictor and the monitor read them by these.
 MANIFEST = "MANIFEST.json"
@@ -24,6 +25,8 @@ SCHEMA = "schema.json"
 METRICS = "metrics.json"
 REFERENCE = "reference.parquet"
 CARD = "model_card.md"
+#: The resolved dataset spec the model was trained with: a retrain trains with the same one.
+SPEC = "dataset_spec.json"
 #: The column of the reference sample (and of the prediction log) holding the model's answer.
 PREDICTION = "prediction"
 _CHUNK = 1 << 20
@@ -49,6 +52,7 @@ class BundleContents:
     metrics: dict[str, Any]
     reference: pd.DataFrame
     metadata: dict[str, Any]
+    spec: DatasetSpec
 
 
 def write_bundle(folder: Path, contents: BundleContents) -> dict[str, str]:
@@ -57,6 +61,7 @@ def write_bundle(folder: Path, contents: BundleContents) -> dict[str, str]:
     model_file = models.save(contents.model, contents.family, folder)
     (folder / FEATURES).write_text(contents.features.to_json())
     (folder / SCHEMA).write_text(contents.schema.to_json())
+    (folder / SPEC).write_text(contents.spec.model_dump_json(indent=2))
     (folder / METRICS).write_text(json.dumps(contents.metrics, indent=2, default=float))
     contents.reference.to_parquet(folder / REFERENCE, index=False)
     metadata = {**contents.metadata, "family": contents.family, "model_file": model_file}
@@ -98,6 +103,8 @@ class Bundle:
     schema: InputSchema
     metrics: dict[str, Any]
     model: models.Regressor
+    #: None only for bundles written before the spec was part of the bundle.
+    spec: DatasetSpec | None = None
 
     @property
     def version(self) -> str:
@@ -121,6 +128,7 @@ def load_bundle(folder: Path) -> Bundle:
     folder = Path(folder)
     verify(folder)
     metadata = json.loads((folder / METADATA).read_text())
+    spec = folder / SPEC
     return Bundle(
         path=folder,
         metadata=metadata,
@@ -128,6 +136,7 @@ def load_bundle(folder: Path) -> Bundle:
         schema=InputSchema.from_json((folder / SCHEMA).read_text()),
         metrics=json.loads((folder / METRICS).read_text()),
         model=models.load(folder / metadata["model_file"]),
+        spec=DatasetSpec.model_validate_json(spec.read_text()) if spec.is_file() else None,
     )
 
 

@@ -71,7 +71,7 @@ def register(
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         **lineage,
     }
-    contents = BundleContents(model, family, pipeline, schema, metrics, reference, metadata)
+    contents = BundleContents(model, family, pipeline, schema, metrics, reference, metadata, spec)
     with tempfile.TemporaryDirectory(prefix="flywheel-bundle-") as tmp:
         staged = Path(tmp) / "bundle"
         write_bundle(staged, contents)

@@ -1,20 +1,25 @@
-"""Fixtures for the predictor's integration tests: a trained registry and real server processes."""
+"""Fixtures for the integration tests: a trained registry, real server processes, a KFP API."""
 
 from __future__ import annotations
 
 import os
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pandas as pd
 import pytest
+import uvicorn
 
 from flywheel_mlops.processes import ServerProcess, free_port, start_server
 from flywheel_mlops.registry import Registry
 from flywheel_mlops.registry.bundle import Bundle, load_bundle
 from flywheel_mlops.testing.quick_train import train_in_process
+from tests.integration.kfp_standin import create_standin
 
 MODEL = "pickup-eta"
 MAX_BATCH = 2000
@@ -142,3 +147,20 @@ def predictor(
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def kfp_api() -> Iterator[tuple[str, dict[str, Any]]]:
+    app, state = create_standin()
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}", state
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

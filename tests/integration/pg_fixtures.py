@@ -17,7 +17,8 @@ import pytest
 import uvicorn
 
 from flywheel_mlops.predictions.service import ServiceSettings, create_app
-from tests.postgres import PostgresServer, find_bin_dir, free_port
+from flywheel_mlops.processes import free_port
+from tests.postgres import PostgresServer, find_bin_dir
 
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 

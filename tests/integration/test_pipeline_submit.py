@@ -2,46 +2,16 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-from collections.abc import Iterator
-from typing import Any
-
 import pytest
-import uvicorn
 from typer.testing import CliRunner
 
 from flywheel_mlops.cli import app as cli
 from flywheel_mlops.errors import FlywheelError
+from flywheel_mlops.processes import free_port
 from flywheel_mlops.training.kfp_client import submit_training_run
 from flywheel_pipelines.training import COMPILED
-from tests.integration.kfp_standin import create_standin
 
 pytestmark = pytest.mark.integration
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def kfp_api() -> Iterator[tuple[str, dict[str, Any]]]:
-    app, state = create_standin()
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}", state
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def test_submit_uploads_the_compiled_pipeline_and_starts_a_run_with_its_reason(kfp_api):
@@ -86,4 +56,4 @@ def test_resubmitting_the_same_code_reuses_its_pipeline_version(kfp_api):
 
 def test_an_unreachable_host_is_a_clear_error():
     with pytest.raises(FlywheelError, match="could not submit a run to Kubeflow Pipelines"):
-        submit_training_run(f"http://127.0.0.1:{_free_port()}", {})
+        submit_training_run(f"http://127.0.0.1:{free_port()}", {})

@@ -12,9 +12,9 @@ import pytest
 
 from flywheel_mlops.monitoring import RetrainPolicy, run_monitor
 from flywheel_mlops.registry import Registry
-from flywheel_mlops.registry.bundle import Bundle
 from flywheel_mlops.simulator import SimulationConfig, simulate
 from flywheel_mlops.spec import DatasetSpec
+from flywheel_mlops.testing.traffic import end_of
 
 CLOSURE_DAY = 21
 TRAIN_DAYS = 14
@@ -29,45 +29,22 @@ DECISION_FIELDS = {
 def world(spec: DatasetSpec, tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     """Four weeks of clean trips (~1,400 a day), a highway closure from day 21; a champion
     trained on the first two weeks; the last two weeks as logged traffic with feedback."""
-    from flywheel_mlops.testing.quick_train import register_frame
-    from flywheel_mlops.training.clean import clean
-    from flywheel_mlops.training.ingest import ingest
+    from flywheel_mlops.testing.traffic import champion_and_days
 
     root = tmp_path_factory.mktemp("monitor-world")
     raw = simulate(
         SimulationConfig(rows=40_000, days=28, closure_day=CLOSURE_DAY, dirt=0, seed=11),
         root / "raw",
     )
-    frame, _ = ingest(spec, str(raw.trips_path), str(raw.weather_path))
-    frame, _ = clean(spec, frame)
-    times = pd.to_datetime(frame[spec.timestamp])
-    cut = times.min().normalize() + pd.Timedelta(days=TRAIN_DAYS)
-    history, live = frame[times < cut], frame[times >= cut].reset_index(drop=True)
-    register_frame(spec, history, root / "registry")
+    bundle, windows = champion_and_days(
+        spec, str(raw.trips_path), str(raw.weather_path), str(root / "registry"), TRAIN_DAYS
+    )
     registry = Registry(root / "registry")
-    bundle = registry.load(spec.name)
-    windows = [
-        _as_logged(day, bundle, spec.target)
-        for _, day in live.groupby(pd.to_datetime(live[spec.timestamp]).dt.floor("D"))
-    ]
     return {"bundle": bundle, "windows": windows, "registry": registry, "root": root}
 
 
-def _as_logged(day: pd.DataFrame, bundle: Bundle, target: str) -> pd.DataFrame:
-    """A day of trips as the prediction log returns it: ids, time, prediction, 90% feedback."""
-    window = day.drop(columns=[target]).reset_index(drop=True)
-    window.insert(0, "request_id", [f"req-{i}" for i in range(len(window))])
-    window.insert(1, "row", 0)
-    window.insert(2, "model_version", bundle.version)
-    window.insert(3, "logged_at", pd.to_datetime(day["request_time"]).dt.tz_localize("UTC").values)
-    window["prediction"] = bundle.predict(day)
-    labelled = np.random.default_rng(len(day)).random(len(day)) < 0.9
-    window["actual"] = np.where(labelled, day[target].to_numpy(), np.nan)
-    return window
-
-
 def _end_of(window: pd.DataFrame) -> datetime:
-    return pd.Timestamp(window["logged_at"].max()).ceil("D").to_pydatetime()
+    return end_of(window)
 
 
 def _run(world, window, tmp_path: Path, policy: RetrainPolicy | None = None, **kwargs):  # type: ignore[no-untyped-def]
