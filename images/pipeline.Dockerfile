@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1.7
 # The pipeline image: every KFP component step, the monitor CronJob (`flywheel monitor`) and the
-# monitoring service (`flywheel monitoring-service`). One image because they share one
+# prediction service (`flywheel prediction-service`). One image because they share one
 # distribution (`flywheel-mlops`) and its extras for PostgreSQL and S3-compatible storage.
 #
 # Build from the repository root:
@@ -47,7 +47,7 @@ RUN python -m pip install --no-cache-dir --require-hashes --only-binary=:all: \
 FROM python:3.11-slim-bookworm@sha256:a36c24f9cbdf4fd0f52d67f0823eeac19c2028c637cecc392d97f980d4fec56b AS runtime
 
 LABEL org.opencontainers.image.title="flywheel-pipeline" \
-      org.opencontainers.image.description="Flywheel KFP components, monitor job and monitoring service" \
+      org.opencontainers.image.description="Flywheel KFP components, monitor job and prediction service" \
       org.opencontainers.image.licenses="Apache-2.0"
 
 # A fixed numeric UID/GID >= 10000 so `runAsNonRoot` can be verified by the kubelet and

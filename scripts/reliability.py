@@ -4,11 +4,11 @@ loopback, written to benchmarks/results/reliability.json and the table in docs/r
     .venv/bin/python scripts/reliability.py              # the whole run, ~4 minutes on 2 cores
     .venv/bin/python scripts/reliability.py --quick      # fewer requests, no fault tests
 
-Everything it starts (a predictor per part, the monitoring service, a pytest run of the fault
+Everything it starts (a predictor per part, the prediction service, a pytest run of the fault
 tests) runs on 127.0.0.1 free ports or in temporary folders and is stopped before it returns.
 The generated requests come from the very strategies the integration tests use: the
 hypothesis strategies of tests/integration/test_server_strictness.py for the predictor, and
-schemathesis on the monitoring service's own OpenAPI document.
+schemathesis on the prediction service's own OpenAPI document.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ TABLE_START, TABLE_END = "<!-- reliability-table:start -->", "<!-- reliability-t
 
 # The fault tests re-run in part (c), and what each one injects.
 FAULT_TESTS = {
-    "database_down": "tests/integration/test_monitoring_service_faults.py",
+    "database_down": "tests/integration/test_prediction_service_faults.py",
     "killed_registration": (
         "tests/unit/test_registry.py::test_killed_registration_leaves_the_registry_consistent"
     ),
@@ -177,8 +177,8 @@ def predictor(bundle: Path, logs: Path, *args: str) -> Iterator[Any]:
 
 
 @contextmanager
-def monitoring_service(root: Path) -> Iterator[str]:
-    """`flywheel monitoring-service` on SQLite with the fuzz test's small limits, in its own
+def prediction_service(root: Path) -> Iterator[str]:
+    """`flywheel prediction-service` on SQLite with the fuzz test's small limits, in its own
     process (so it does not share this interpreter's GIL with the generator); yields its URL."""
     from tests.integration.conftest import free_port
 
@@ -188,7 +188,7 @@ def monitoring_service(root: Path) -> Iterator[str]:
     env |= {"FLYWHEEL_MAX_FEEDBACK_ITEMS": "50", "PYTHONUNBUFFERED": "1"}
     command = [
         str(Path(sys.executable).with_name("flywheel")),
-        "monitoring-service",
+        "prediction-service",
         "--port",
         str(port),
         "--database-url",
@@ -198,13 +198,13 @@ def monitoring_service(root: Path) -> Iterator[str]:
         "--log-level",
         "error",
     ]
-    with (root / "monitoring-service.log").open("wb") as log:
+    with (root / "prediction-service.log").open("wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
         deadline = time.monotonic() + 60
         while True:
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError((root / "monitoring-service.log").read_text()[-3000:])
+                raise RuntimeError((root / "prediction-service.log").read_text()[-3000:])
             try:
                 if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
                     break
@@ -285,7 +285,7 @@ def fuzz_predictor(bundle: Path, logs: Path, total: int) -> dict[str, Any]:
     }
 
 
-def fuzz_monitoring_service(root: Path, total: int) -> dict[str, Any]:
+def fuzz_prediction_service(root: Path, total: int) -> dict[str, Any]:
     """`total` schemathesis cases (positive and negative) on /v1/events and /v1/feedback."""
     import requests  # type: ignore[import-untyped]
     import schemathesis
@@ -294,7 +294,7 @@ def fuzz_monitoring_service(root: Path, total: int) -> dict[str, Any]:
     targets = [(path, mode) for path in ("/v1/feedback", "/v1/events") for mode in GenerationMode]
     tally = Tally()
     started = time.monotonic()
-    with monitoring_service(root) as url, requests.Session() as session:
+    with prediction_service(root) as url, requests.Session() as session:
         schema = schemathesis.openapi.from_url(f"{url}/openapi.json")
         operations = {result.ok().path: result.ok() for result in schema.get_all_operations()}
         for path, mode in targets:
@@ -492,7 +492,7 @@ def fault_results(
     def proven(counts: dict[str, int]) -> bool:
         return counts["passed"] > 0 and counts["failed"] == 0 and counts["skipped"] == 0
 
-    db = of("test_monitoring_service_faults")
+    db = of("test_prediction_service_faults")
     kills = of("test_killed_registration")
     pipeline = of("test_reliability_pipeline")
     corrupt = of("test_corrupt_window")
@@ -541,7 +541,7 @@ def fault_results(
 def table(results: dict[str, Any]) -> str:
     """The Markdown table docs/reliability.md shows."""
     rows: list[tuple[str, Any]] = []
-    p, m = results.get("fuzz_predictor"), results.get("fuzz_monitoring_service")
+    p, m = results.get("fuzz_predictor"), results.get("fuzz_prediction_service")
     if p:
         rows += [
             ("Predictor: generated requests (V1, V2 JSON, V2 binary)", p["sent"]),
@@ -552,9 +552,9 @@ def table(results: dict[str, Any]) -> str:
         ]
     if m:
         rows += [
-            ("Monitoring service: generated requests (schemathesis)", m["sent"]),
-            ("Monitoring service: 5xx answers", m["5xx"]),
-            ("Monitoring service: dropped connections", m["dropped_connections"]),
+            ("Prediction service: generated requests (schemathesis)", m["sent"]),
+            ("Prediction service: 5xx answers", m["5xx"]),
+            ("Prediction service: dropped connections", m["dropped_connections"]),
         ]
     o = results.get("overload")
     if o:
@@ -691,11 +691,11 @@ def main(argv: list[str] | None = None) -> int:
             results["fuzz_predictor"] = fuzz_predictor(bundle, work, args.fuzz_requests)
             print(f"    {_brief(results['fuzz_predictor'])}", flush=True)
             print(
-                f"(a) fuzzing the monitoring service with {args.fuzz_requests} requests...",
+                f"(a) fuzzing the prediction service with {args.fuzz_requests} requests...",
                 flush=True,
             )
-            results["fuzz_monitoring_service"] = fuzz_monitoring_service(work, args.fuzz_requests)
-            print(f"    {_brief(results['fuzz_monitoring_service'])}", flush=True)
+            results["fuzz_prediction_service"] = fuzz_prediction_service(work, args.fuzz_requests)
+            print(f"    {_brief(results['fuzz_prediction_service'])}", flush=True)
             if faults is not None:
                 print("(c) waiting for the fault tests...", flush=True)
                 results["faults"] = fault_results(*faults, timeout=args.fault_timeout)

@@ -7,8 +7,8 @@ import typer
 from flywheel_mlops.cli import (
     data,
     models,
-    monitoring_service,
     pipeline,
+    prediction_service,
     rollout,
     serving,
     training,
@@ -29,6 +29,10 @@ app.add_typer(models.app, name="models")
 app.add_typer(pipeline.app, name="pipeline")
 app.command("serve")(serving.serve)
 app.command("predict")(serving.predict)
-app.command("monitoring-service")(monitoring_service.monitoring_service)
+app.command("prediction-service")(prediction_service.prediction_service)
+# The 0.1 name: hidden from --help, warns on stderr, then runs prediction-service.
+app.command(
+    "monitoring-service", hidden=True, help="Deprecated name of `flywheel prediction-service`."
+)(prediction_service.monitoring_service)
 app.command("monitor")(monitor)
 app.command("rollout")(rollout.rollout)

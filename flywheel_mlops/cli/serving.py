@@ -60,7 +60,7 @@ def serve(
     ] = 1.0,
     max_batch: Annotated[int, typer.Option(help="Most records in one request.")] = 10_000,
     logger_url: Annotated[
-        str, typer.Option(help="Monitoring service receiving every request and answer.")
+        str, typer.Option(help="Prediction service receiving every request and answer.")
     ] = "",
 ) -> None:
     """Serve the champion with KServe's model server; swap to each new champion as it is promoted.

@@ -126,7 +126,7 @@ def run_story(config: StoryConfig, home: Path, say: Callable[[str], None] = prin
     with (
         running_services(registry_uri, database_url, spec.name, home / "logs") as endpoints,
         PredictionClient(endpoints.predictor, spec.name) as client,
-        httpx.Client(base_url=endpoints.monitoring, timeout=30) as feedback,
+        httpx.Client(base_url=endpoints.prediction_service, timeout=30) as feedback,
     ):
         for day in replay.days(day_of(config.train_days), day_of(config.days - 1)):
             record = DayRecord(day)

@@ -17,33 +17,33 @@ class Endpoints:
     """Where the running servers answer."""
 
     predictor: str
-    monitoring: str
+    prediction_service: str
 
 
 @contextlib.contextmanager
 def running_services(
     registry: str, database_url: str, model: str, logs: Path, poll_seconds: float = 0.5
 ) -> Iterator[Endpoints]:
-    """Start the monitoring service, then the predictor logging its traffic to it; stop both."""
+    """Start the prediction service, then the predictor logging its traffic to it; stop both."""
     flywheel = [sys.executable, "-m", "flywheel_mlops.cli"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    monitoring_port, predictor_port = free_port(), free_port()
-    monitoring = f"http://127.0.0.1:{monitoring_port}"
+    service_port, predictor_port = free_port(), free_port()
+    service = f"http://127.0.0.1:{service_port}"
     predictor = f"http://127.0.0.1:{predictor_port}"
     with (
         running_server(
             [
                 *flywheel,
-                "monitoring-service",
+                "prediction-service",
                 "--host",
                 "127.0.0.1",
                 "--port",
-                str(monitoring_port),
+                str(service_port),
                 "--database-url",
                 database_url,
             ],
-            logs / "monitoring-service.log",
-            monitoring,
+            logs / "prediction-service.log",
+            service,
             "/readyz",
             env=env,
             seconds=60,
@@ -63,7 +63,7 @@ def running_services(
                 "--watch-interval",
                 str(poll_seconds),
                 "--logger-url",
-                f"{monitoring}/v1/events",
+                f"{service}/v1/events",
             ],
             logs / "predictor.log",
             predictor,
@@ -71,4 +71,4 @@ def running_services(
             env=env,
         ),
     ):
-        yield Endpoints(predictor, monitoring)
+        yield Endpoints(predictor, service)

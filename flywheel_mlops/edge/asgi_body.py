@@ -1,6 +1,6 @@
 """Request bodies in ASGI middleware: read one under a size limit, then hand it on unchanged.
 
-The predictor's request gate and the monitoring service's body limit both need this; the
+The predictor's request gate and the prediction service's body limit both need this; the
 limit holds for chunked uploads too, where no content-length tells the size in advance.
 """
 

@@ -1,7 +1,7 @@
-"""`PayloadLogger`: the local twin of KServe's logger agent, feeding the monitoring service.
+"""`PayloadLogger`: the local twin of KServe's logger agent, feeding the prediction service.
 
 A predictor calls `log(request_id, request_body, response_body)` after answering; the call only
-puts the pair on a bounded queue, so serving never waits on the monitoring service. A background
+puts the pair on a bounded queue, so serving never waits on the prediction service. A background
 task sends batches of CloudEvents (`application/cloudevents-batch+json`, the same events KServe's
 agent sends one by one) and retries on 503 / 429 / connection errors, honouring Retry-After.
 What cannot be queued or delivered is counted and logged, never dropped silently.
@@ -48,7 +48,7 @@ class LoggerStats:
 
 
 class PayloadLogger:
-    """Send (request, response) pairs to the monitoring service's /v1/events, in the background.
+    """Send (request, response) pairs to the prediction service's /v1/events, in the background.
 
     Use inside a running event loop: `async with PayloadLogger(url) as payloads:` then
     `payloads.log(...)` from the same loop.
@@ -67,7 +67,7 @@ class PayloadLogger:
         attempts: int = 8,
         max_wait: float = 10.0,
     ):
-        """`url`: the monitoring service base URL (or its /v1/events URL).
+        """`url`: the prediction service base URL (or its /v1/events URL).
 
         `source` / `service`: the events' `source` and `inferenceservicename`; `token`: bearer
         token if the service wants one; `max_queue`: calls held at most before `log` refuses;

@@ -72,7 +72,7 @@ class PickupPredictor(kserve.Model):
             source: where the bundle comes from (model dir or registry alias).
             metrics: the process's serving metrics.
             limits: per-request limits and the alias polling interval.
-            payload_logger: sends every request and answer to the monitoring service, as
+            payload_logger: sends every request and answer to the prediction service, as
                 KServe's logger agent does on a cluster; None when that agent does it.
         """
         super().__init__(name, return_response_headers=True)

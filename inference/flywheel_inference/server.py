@@ -105,7 +105,7 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     flywheel.add_argument(
         "--logger_url",
         default="",
-        help="Monitoring service that receives every request and answer as a CloudEvent "
+        help="Prediction service that receives every request and answer as a CloudEvent "
         "(what KServe's logger agent does on a cluster). Empty: off.",
     )
     flywheel.add_argument(

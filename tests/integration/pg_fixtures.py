@@ -73,7 +73,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 class ServiceThread:
-    """The monitoring service on uvicorn in a thread, on 127.0.0.1:`port`."""
+    """The prediction service on uvicorn in a thread, on 127.0.0.1:`port`."""
 
     def __init__(self, settings: ServiceSettings):
         """Build the app and the server; `start()` runs it."""
@@ -109,7 +109,7 @@ class ServiceThread:
             if not self.thread.is_alive():
                 break
             time.sleep(0.05)
-        raise RuntimeError(f"monitoring service on {self.url} did not start")
+        raise RuntimeError(f"prediction service on {self.url} did not start")
 
     def stop(self) -> None:
         """Ask uvicorn to exit and wait for the thread."""
@@ -122,7 +122,7 @@ ServiceFactory = Callable[..., ServiceThread]
 
 @pytest.fixture
 def start_service() -> Iterator[ServiceFactory]:
-    """Start monitoring services for one test: `start_service(database_url=..., **settings)`."""
+    """Start prediction services for one test: `start_service(database_url=..., **settings)`."""
     started: list[ServiceThread] = []
 
     def start(**settings: object) -> ServiceThread:

@@ -73,6 +73,24 @@ def test_should_reject_misspelt_or_invalid_values(helm_template, values):
     assert "- at '" in result.stderr, result.stderr
 
 
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"monitoring": {"replicas": 3}}, "`monitoring` was renamed to `predictionService`"),
+        (
+            {"networkPolicy": {"monitoringIngressFrom": []}},
+            "`networkPolicy.monitoringIngressFrom` was renamed to "
+            "`networkPolicy.predictionServiceIngressFrom`",
+        ),
+    ],
+    ids=["monitoring", "monitoringIngressFrom"],
+)
+def test_should_refuse_the_values_renamed_in_0_2_naming_the_new_key(helm_template, values, message):
+    result = helm_template(values)
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr
+
+
 def test_should_refuse_request_based_scaling_without_knative(helm_template):
     result = helm_template(
         {"kserve": {"deploymentMode": "Standard"}, "predictor": {"scaleMetric": "rps"}}
@@ -181,8 +199,8 @@ def test_should_render_mesh_authentication_only_when_enabled(chart_renderings):
         has_auth = {"RequestAuthentication", "AuthorizationPolicy"} <= kinds
         assert has_auth == (name == "auth"), name
     policies = chart_renderings["auth"].of_kind("AuthorizationPolicy")
-    monitoring = next(p for p in policies if p["metadata"]["name"].endswith("monitoring"))
-    logger_rule = monitoring["spec"]["rules"][1]
+    service = next(p for p in policies if p["metadata"]["name"].endswith("prediction-service"))
+    logger_rule = service["spec"]["rules"][1]
     assert logger_rule["to"][0]["operation"]["paths"] == ["/v1/events"]
     assert logger_rule["from"][0]["source"]["principals"] == [
         "cluster.local/ns/flywheel/sa/flywheel-predictor"
@@ -198,10 +216,10 @@ def test_should_pin_images_by_digest_when_given(chart_renderings):
 
 def test_should_use_the_existing_secrets_of_the_production_scenario(chart_renderings):
     rendering = chart_renderings["production"]
-    monitoring = rendering.one("Deployment")["spec"]["template"]["spec"]["containers"][0]
+    service = rendering.one("Deployment")["spec"]["template"]["spec"]["containers"][0]
     refs = {
         e["name"]: e["valueFrom"]["secretKeyRef"]
-        for e in monitoring["env"]
+        for e in service["env"]
         if "valueFrom" in e and "secretKeyRef" in e["valueFrom"]
     }
     assert refs["FLYWHEEL_DATABASE_URL"] == {"name": "flywheel-postgres", "key": "sqlalchemy-url"}

@@ -170,7 +170,7 @@ def test_inference_service_should_run_the_flywheel_predictor(renderings):
         assert {"minReplicas", "maxReplicas", "scaleMetric", "scaleTarget"} <= set(predictor)
         assert predictor["logger"] == {
             "mode": "all",
-            "url": f"http://flywheel-monitoring.{namespace}.svc.cluster.local:8000/v1/events",
+            "url": f"http://flywheel-prediction-service.{namespace}.svc.cluster.local:8000/v1/events",
         }
         assert container["readinessProbe"]["httpGet"]["path"] == "/v2/models/pickup-eta/ready"
         assert container["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
@@ -195,7 +195,7 @@ def test_storage_initializer_mode_should_hand_kserve_the_uri(helm_template):
     assert "name: STORAGE_URI" in result.stdout
 
 
-def test_monitoring_service_should_expose_port_8000_with_health_endpoints(renderings):
+def test_prediction_service_should_expose_port_8000_with_health_endpoints(renderings):
     for rendering in renderings:
         deployment = rendering.one("Deployment")
         container = deployment["spec"]["template"]["spec"]["containers"][0]

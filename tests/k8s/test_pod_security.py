@@ -22,12 +22,12 @@ def _pods(renderings: list[Rendering]) -> list[tuple[str, str, dict, Rendering]]
     ]
 
 
-def test_should_find_the_predictor_monitoring_and_monitor_pods(all_renderings):
+def test_should_find_the_predictor_prediction_service_and_monitor_pods(all_renderings):
     for rendering in all_renderings:
         found = {where for _, where, _, _ in _pods([rendering])}
         assert {
             "InferenceService/pickup-eta.predictor",
-            "Deployment/flywheel-monitoring",
+            "Deployment/flywheel-prediction-service",
             "CronJob/flywheel-monitor",
         } <= found, rendering.name
 

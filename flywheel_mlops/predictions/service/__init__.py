@@ -1,4 +1,4 @@
-"""The monitoring service: KServe payload-logger sink and feedback API over the prediction log."""
+"""The prediction service: KServe payload-logger sink and feedback API over the prediction log."""
 
 from __future__ import annotations
 

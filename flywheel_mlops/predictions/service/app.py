@@ -1,4 +1,4 @@
-"""`create_app(settings)`: the monitoring service's FastAPI application; nothing runs at import."""
+"""`create_app(settings)`: the prediction service's FastAPI application; nothing runs at import."""
 
 # No `from __future__ import annotations`: the feedback body's type is built per app in
 # create_app, and FastAPI must see the real type, not a string it cannot resolve.
@@ -50,7 +50,7 @@ from flywheel_mlops.predictions.service.schemas import (
 from flywheel_mlops.predictions.service.settings import ServiceSettings
 from flywheel_mlops.predictions.service.write_buffer import BufferFull, WriteBuffer
 
-logger = logging.getLogger("flywheel.monitoring_service")
+logger = logging.getLogger("flywheel.prediction_service")
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": Problem, "description": text}
@@ -112,7 +112,7 @@ def create_app(settings: ServiceSettings, store: PredictionStore | None = None) 
             store.close()
 
     app = FastAPI(
-        title="Flywheel monitoring service",
+        title="Flywheel prediction service",
         version="1",
         description="Payload-logger sink and feedback API of the prediction log.",
         lifespan=lifespan,

@@ -1,4 +1,4 @@
-"""The monitoring service's Prometheus metrics, in a registry of its own (no global state)."""
+"""The prediction service's Prometheus metrics, in a registry of its own (no global state)."""
 
 from __future__ import annotations
 

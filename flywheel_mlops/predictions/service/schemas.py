@@ -1,4 +1,4 @@
-"""Request and response bodies of the monitoring service: the OpenAPI schemas clients see."""
+"""Request and response bodies of the prediction service: the OpenAPI schemas clients see."""
 
 from __future__ import annotations
 

@@ -25,8 +25,8 @@ Names and labels only. Anything with behaviour lives in the template that uses i
 {{- define "flywheel.predictor.name" -}}
 {{- .Values.model.name -}}
 {{- end -}}
-{{- define "flywheel.monitoring.name" -}}
-{{- printf "%s-monitoring" (include "flywheel.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- define "flywheel.predictionService.name" -}}
+{{- printf "%s-prediction-service" (include "flywheel.fullname" .) | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 {{- define "flywheel.monitor.name" -}}
 {{- printf "%s-monitor" (include "flywheel.fullname" .) | trunc 52 | trimSuffix "-" -}}
@@ -44,8 +44,8 @@ true
 {{- define "flywheel.predictor.serviceAccountName" -}}
 {{- printf "%s-predictor" (include "flywheel.fullname" .) | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
-{{- define "flywheel.monitoring.serviceAccountName" -}}
-{{- include "flywheel.monitoring.name" . -}}
+{{- define "flywheel.predictionService.serviceAccountName" -}}
+{{- include "flywheel.predictionService.name" . -}}
 {{- end -}}
 {{- define "flywheel.monitor.serviceAccountName" -}}
 {{- include "flywheel.monitor.name" . -}}

@@ -1,4 +1,4 @@
-"""The monitoring service with PostgreSQL down: buffered and retried, or 503 and resent."""
+"""The prediction service with PostgreSQL down: buffered and retried, or 503 and resent."""
 
 from __future__ import annotations
 

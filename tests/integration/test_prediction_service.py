@@ -1,4 +1,4 @@
-"""The monitoring service over HTTP: events and feedback in, the window out, auth and limits."""
+"""The prediction service over HTTP: events and feedback in, the window out, auth and limits."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
-"""`flywheel monitoring-service`: the payload-logger sink and feedback API on uvicorn."""
+"""`flywheel prediction-service`: the payload-logger sink and feedback API on uvicorn."""
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Any
 
 import typer
@@ -9,7 +10,7 @@ import typer
 from flywheel_mlops.cli.common import console
 
 
-def monitoring_service(
+def prediction_service(
     host: Annotated[
         str, typer.Option(help="Interface to listen on (0.0.0.0: every one).")
     ] = "127.0.0.1",
@@ -42,8 +43,20 @@ def monitoring_service(
     service = ServiceSettings(**overrides)
     auth = "bearer token required" if service.api_token else "no authentication"
     console.print(
-        f"monitoring service on http://{host}:{port} ({auth}) - POST /v1/events, POST /v1/feedback"
+        f"prediction service on http://{host}:{port} ({auth}) - POST /v1/events, POST /v1/feedback"
     )
     uvicorn.run(
         create_app(service), host=host, port=port, log_level=log_level, timeout_graceful_shutdown=10
     )
+
+
+# The command's name before 0.2, kept (hidden) so manifests that still run it keep starting;
+# `wraps` gives typer the signature of `prediction_service`, so the options stay identical.
+@functools.wraps(prediction_service)
+def monitoring_service(**options: Any) -> None:
+    typer.echo(
+        "warning: `flywheel monitoring-service` is deprecated; "
+        "use `flywheel prediction-service` (same options).",
+        err=True,
+    )
+    prediction_service(**options)

@@ -1,4 +1,4 @@
-"""Hostile input: schemathesis against the monitoring service's OpenAPI over HTTP, zero 5xx."""
+"""Hostile input: schemathesis against the prediction service's OpenAPI over HTTP, zero 5xx."""
 
 from __future__ import annotations
 
