@@ -82,13 +82,15 @@ def promote(
 
 @app.command()
 def rollback(name: ModelName = "", registry: Registry = "") -> None:
-    """Point the champion back at the version it held before the last move."""
+    """Point the champion back at the version promoted before it; repeated, walk further back
+    through the promotion history (v3 -> v2 -> v1), never forth again."""
     name = model_name(name)
     with failures_exit():
         store = _registry(registry)
-        current = store.alias(name)
-        if current is None or current.previous is None:
+        lineage = store.promotions(name)
+        if len(lineage) < 2:
             raise NotFoundError(f"{name} has no earlier champion to roll back to")
-        store.load(name, current.previous)
-        record = store.set_alias(name, current.previous, reason=f"rollback from {current.version}")
+        current, target = lineage[-1], lineage[-2]
+        store.load(name, target)
+        record = store.set_alias(name, target, reason=f"rollback from {current}")
     console.print(f"champion: {record.previous} -> [green]{record.version}[/green]")

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from flywheel_mlops.cli.common import console, err_console, failures_exit, settings
 from flywheel_mlops.errors import ValidationFailed
+from flywheel_mlops.registry.aliases import Alias
 from flywheel_mlops.training.request import TrainingRequest
 
 if TYPE_CHECKING:
@@ -36,17 +37,32 @@ def train(
         float, typer.Option(help="Hyper-parameter search budget.")
     ] = TrainingRequest.search_seconds,
     registry: Annotated[str, typer.Option(help="Registry URI. Default: <home>/registry.")] = "",
+    promote: Annotated[
+        bool,
+        typer.Option(
+            "--promote",
+            help="Make the model champion if it beats the current one (a first model always "
+            "is). Without it, a model trained while a champion exists is registered as "
+            "`candidate`: the rollout's gate and canary, or `flywheel models promote`, decide.",
+        ),
+    ] = False,
 ) -> None:
     """Run the training pipeline through the KFP local runner and register the model."""
+    from flywheel_mlops.registry import Alias, Registry
     from flywheel_mlops.spec import load_spec
 
     config = settings()
     with failures_exit():
+        spec = load_spec(dataset)
+        registry_uri = registry or config.registry
+        has_champion = Registry(registry_uri).alias(spec.name) is not None
+        alias = Alias.CHAMPION if promote or not has_champion else Alias.CANDIDATE
         request = TrainingRequest(
-            spec=load_spec(dataset),
+            spec=spec,
+            promote_alias=alias.value,
             data_uri=data,
             side_uri=side,
-            registry_uri=registry or config.registry,
+            registry_uri=registry_uri,
             start=start,
             end=end,
             families=tuple(f.strip() for f in families.split(",") if f.strip()),
@@ -91,8 +107,18 @@ def print_outcome(outcome: RunOutcome) -> None:
     if outcome.version is None:
         console.print("[yellow]not registered: the model does not beat the baseline[/yellow]")
     else:
-        state = "promoted to champion" if outcome.promoted else "registered, champion kept"
-        console.print(f"[green]{outcome.version}[/green] {state}")
+        console.print(f"[green]{outcome.version}[/green] {_registered_as(outcome)}")
+
+
+def _registered_as(outcome: RunOutcome) -> str:
+    if not outcome.promoted:
+        return "registered; it does not beat the champion, which stays"
+    if outcome.alias == Alias.CANDIDATE:
+        return (
+            "registered as candidate: `flywheel rollout` gates it and runs a canary, or "
+            f"`flywheel models promote {outcome.version}` makes it champion"
+        )
+    return "promoted to champion"
 
 
 def compile_(

@@ -192,6 +192,20 @@ class Registry:
         lines = [json.dumps(r.__dict__) for r in [*self.history(name, alias), note]]
         self.fs.pipe_file(history, ("\n".join(lines) + "\n").encode())
 
+    def promotions(self, name: str) -> list[str]:
+        """The champion's lineage, oldest first, with rolled-back versions taken off.
+
+        Replaying the alias's history: a move back to the version below the top is a rollback
+        (the top comes off); any other move is a promotion (pushed on).
+        """
+        stack: list[str] = []
+        for record in self.history(name, Alias.CHAMPION):
+            if len(stack) >= 2 and record.version == stack[-2]:
+                stack.pop()
+            elif not stack or record.version != stack[-1]:
+                stack.append(record.version)
+        return stack
+
     def resolve(self, name: str, ref: str = Alias.CHAMPION) -> str:
         """Turn a version (`v0003`) or an alias (`champion`) into a version."""
         if _VERSION.match(ref):

@@ -49,8 +49,11 @@ def gate_candidate(
     min_rows: int = 200,
 ) -> RolloutDecision:
     """Offline gate: both models score the same recent labelled records (not their own test
-    splits, which come from different windows); the candidate must win by `margin`."""
+    splits, which come from different windows); the candidate must win by `margin`.
+
+    Rows with a category either model never saw are left out: both score the same rows."""
     rows = labelled.dropna(subset=[ACTUAL])
+    rows = rows[champion.known_rows(rows) & candidate.known_rows(rows)]
     if len(rows) < min_rows:
         return RolloutDecision(
             RolloutAction.WAIT,

@@ -29,11 +29,32 @@ class IngestReport:
         return dict(self.__dict__)
 
 
-def read_table(uri: str) -> tuple[pd.DataFrame, list[str]]:
-    """Read one CSV or Parquet file, or every file a glob matches, from a path or fsspec URI."""
+def require_files(uri: str) -> list[fsspec.core.OpenFile]:
+    """The files `uri` (a path, a glob or an fsspec URI) names; none is a ConfigError."""
     files = fsspec.open_files(uri, mode="rb")
     if not files:
         raise ConfigError(f"no file matches {uri!r}; expected a .csv or .parquet path or glob")
+    return list(files)
+
+
+def time_bound(text: str, option: str) -> pd.Timestamp:
+    """A window bound as naive UTC, the one convention every timestamp is compared in.
+
+    A date (`2013-07-01`), a naive time (read as UTC) and a time with an offset or `Z` (moved
+    to UTC) are all accepted, whatever the file format the records come from.
+    """
+    try:
+        bound = pd.Timestamp(text)
+    except ValueError as exc:
+        raise ConfigError(f"{option} must be an ISO 8601 date or time, got {text!r}") from exc
+    if bound.tzinfo is not None:
+        bound = bound.tz_convert("UTC").tz_localize(None)
+    return bound
+
+
+def read_table(uri: str) -> tuple[pd.DataFrame, list[str]]:
+    """Read one CSV or Parquet file, or every file a glob matches, from a path or fsspec URI."""
+    files = require_files(uri)
     frames = []
     for handle in files:
         name = handle.path
@@ -53,6 +74,8 @@ def read_table(uri: str) -> tuple[pd.DataFrame, list[str]]:
 def parse_timestamps(values: pd.Series, formats: list[str]) -> tuple[pd.Series, dict[str, int]]:
     """Parse timestamps written in any of `formats` (tried in order); unparseable become NaT."""
     if pd.api.types.is_datetime64_any_dtype(values):
+        if getattr(values.dt, "tz", None) is not None:  # Parquet keeps zones; compare in UTC
+            values = values.dt.tz_convert("UTC").dt.tz_localize(None)
         return values, {"datetime": int(values.notna().sum())}
     text = values.astype("string")
     if not formats:
@@ -97,9 +120,9 @@ def ingest(
         report.timestamps_unparsed = int(stamps.isna().sum())
         keep = np.ones(len(frame), dtype=bool)
         if start:
-            keep &= (stamps >= pd.Timestamp(start)).to_numpy() | stamps.isna().to_numpy()
+            keep &= (stamps >= time_bound(start, "start")).to_numpy() | stamps.isna().to_numpy()
         if end:
-            keep &= (stamps < pd.Timestamp(end)).to_numpy() | stamps.isna().to_numpy()
+            keep &= (stamps < time_bound(end, "end")).to_numpy() | stamps.isna().to_numpy()
         frame = frame.loc[keep].reset_index(drop=True)
     report.rows_in_window = len(frame)
     if spec.join and side_uri:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from flywheel_mlops.errors import FlywheelError, ValidationFailed
+from flywheel_mlops.registry.aliases import Alias
 from flywheel_mlops.training.request import TrainingRequest
 
 __all__ = ["RunOutcome", "TrainingRequest", "run_training"]
@@ -26,6 +27,8 @@ class RunOutcome:
     evaluation: dict[str, Any]
     version: str | None
     promoted: bool
+    #: The alias the run moved when `promoted` (champion, or candidate in the loop).
+    alias: str = Alias.CHAMPION.value
 
 
 def run_training(
@@ -42,6 +45,7 @@ def run_training(
 
     from flywheel_pipelines.training import training_pipeline
 
+    _check_local_inputs(request)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     run_root = pipeline_root / f"{stamp}-{uuid.uuid4().hex[:8]}"
     run_root.mkdir(parents=True)
@@ -63,7 +67,23 @@ def run_training(
     outputs = run.outputs
     evaluation = json.loads(Path(outputs["evaluation"].path).read_text())
     version = str(outputs["version"]) or None
-    return RunOutcome(run_root, evaluation, version, bool(outputs["promoted"]))
+    promoted = bool(outputs["promoted"])
+    return RunOutcome(run_root, evaluation, version, promoted, request.promote_alias)
+
+
+def _check_local_inputs(request: TrainingRequest) -> None:
+    """Fail at once, not after ingest's retries, on what cannot get better by waiting: a local
+    data file that is not there, or a window bound that does not parse."""
+    from fsspec.utils import get_protocol
+
+    from flywheel_mlops.training.ingest import require_files, time_bound
+
+    for uri in (request.data_uri, request.side_uri):
+        if uri and get_protocol(uri) == "file":
+            require_files(uri)
+    for text, option in ((request.start, "--start"), (request.end, "--end")):
+        if text:
+            time_bound(text, option)
 
 
 def _raise_validation_failure(run_root: Path, failure: RuntimeError) -> None:

@@ -83,8 +83,9 @@ def register(
             reason = "first version: no champion yet"
         else:
             reason = (
-                f"test MAE {metrics['test']['mae']:.3f} beats champion {current.version} "
-                f"({metrics['champion']['mae']:.3f}) by at least {metrics['margin']:.0%}"
+                f"test MAE {metrics['champion']['candidate_mae_same_rows']:.3f} beats champion "
+                f"{current.version} ({metrics['champion']['mae']:.3f}) on the same "
+                f"{metrics['champion']['n']} rows by at least {metrics['margin']:.0%}"
             )
         registry.set_alias(spec.name, version, promote_alias, reason)
         return Registration(version, uri, True, reason)

@@ -7,6 +7,7 @@ import pytest
 
 from flywheel_mlops.errors import ConfigError, InvalidInputError
 from flywheel_mlops.training.ingest import ingest, parse_timestamps
+from flywheel_mlops.training.local_runner import TrainingRequest, run_training
 
 
 def test_both_timestamp_formats_parse_to_the_same_instant():
@@ -72,3 +73,39 @@ def test_missing_timestamp_column_is_named(spec, raw_data, tmp_path):
 def test_no_matching_file_is_a_clear_error(spec, tmp_path):
     with pytest.raises(ConfigError, match="no file matches"):
         ingest(spec, str(tmp_path / "nothing-*.parquet"))
+
+
+@pytest.mark.parametrize(
+    "start",
+    ["2026-03-05", "2026-03-05T00:00:00", "2026-03-05T01:00:00+01:00", "2026-03-05T00:00:00Z"],
+)
+@pytest.mark.parametrize("stored", ["csv-text", "parquet-naive", "parquet-utc"])
+def test_a_window_bound_means_the_same_instant_whatever_the_file_and_its_zone(
+    spec, tmp_path: Path, start: str, stored: str
+):
+    learned = spec.model_copy(update={"timestamp_formats": [], "join": None})
+    times = pd.date_range("2026-03-04T22:00:00", periods=6, freq="h")
+    frame = pd.DataFrame({"request_time": times, "pickup_minutes": range(6)})
+    if stored == "csv-text":
+        path = tmp_path / "trips.csv"
+        frame.assign(request_time=times.strftime("%Y-%m-%dT%H:%M:%S")).to_csv(path, index=False)
+    else:
+        path = tmp_path / "trips.parquet"
+        zoned = times.tz_localize("UTC") if stored == "parquet-utc" else times
+        frame.assign(request_time=zoned).to_parquet(path, index=False)
+    kept, _ = ingest(learned, str(path), start=start)
+    assert kept["request_time"].min() == pd.Timestamp("2026-03-05T00:00:00")
+    assert len(kept) == 4
+
+
+def test_a_missing_local_file_fails_before_the_pipeline_starts(spec, tmp_path: Path):
+    request = TrainingRequest(spec, str(tmp_path / "nowhere" / "*.parquet"), str(tmp_path / "r"))
+    with pytest.raises(ConfigError, match="no file matches"):
+        run_training(request, tmp_path / "runs")
+    assert not (tmp_path / "runs").exists(), "no run was started"
+
+
+def test_a_window_bound_that_is_not_a_time_names_the_option(spec, raw_data, tmp_path: Path):
+    request = TrainingRequest(spec, str(raw_data.trips_path), str(tmp_path), start="yesterday")
+    with pytest.raises(ConfigError, match="--start must be an ISO 8601"):
+        run_training(request, tmp_path / "runs")

@@ -10,7 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from flywheel_mlops.cli import app as cli
 from flywheel_mlops.errors import BundleIntegrityError, NotFoundError
 from flywheel_mlops.registry import Registry
 from flywheel_mlops.registry.bundle import MANIFEST, load_bundle, verify, write_bundle
@@ -33,6 +35,7 @@ def test_bundle_holds_every_contract_file_with_its_hash(staged):
         "reference.parquet",
         "model_card.md",
         "bundle.json",
+        "dataset_spec.json",
     }
     assert verify(staged).keys() == files
 
@@ -90,6 +93,23 @@ def test_champion_alias_moves_with_history_and_reason(staged, tmp_registry):
     assert (record.previous, record.version) == (first, second)
     assert registry.resolve("m") == second
     assert [r.reason for r in registry.history("m")] == ["first", "better"]
+
+
+def test_models_rollback_walks_back_through_the_promotions(staged, tmp_registry):
+    registry = Registry(tmp_registry)
+    v1, v2, v3 = (registry.publish("m", staged) for _ in range(3))
+    for version in (v1, v2, v3):
+        registry.set_alias("m", version, reason="promoted")
+    runner = CliRunner()
+    for expected in (v2, v1):
+        done = runner.invoke(cli, ["models", "rollback", "--name", "m", "--registry", tmp_registry])
+        assert done.exit_code == 0, done.output
+        assert registry.resolve("m") == expected
+    done = runner.invoke(cli, ["models", "rollback", "--name", "m", "--registry", tmp_registry])
+    assert done.exit_code != 0
+    assert "no earlier champion" in done.output
+    assert registry.resolve("m") == v1
+    assert registry.promotions("m") == [v1]
 
 
 def test_alias_to_an_unknown_version_is_refused(staged, tmp_registry):

@@ -6,7 +6,9 @@ import pytest
 from flywheel_mlops import models
 from flywheel_mlops.errors import ConfigError
 from flywheel_mlops.features import FeaturePipeline
+from flywheel_mlops.registry.bundle import Bundle
 from flywheel_mlops.scoring import error_summary
+from flywheel_mlops.testing.quick_train import build_bundle
 from flywheel_mlops.training.evaluate import evaluate
 from flywheel_mlops.training.split import split
 from flywheel_mlops.training.train import train
@@ -93,3 +95,24 @@ def test_error_summary_reports_mae_and_p90():
     assert summary["mae"] == pytest.approx(4.5)
     assert summary["p90"] == pytest.approx(8.1)
     assert summary["n"] == 10
+
+
+def test_a_category_the_champion_never_saw_is_compared_on_the_rows_it_can_score(
+    spec, clean_frame, tmp_path
+):
+    """A new zone appears exactly when the world changes: the comparison must not crash."""
+    learned = spec.model_copy(update={"categories": {"weather": spec.categories["weather"]}})
+    old_world = clean_frame[clean_frame["zone"] != "Z03"]
+    old = build_bundle(learned, old_world)
+    champion = Bundle(
+        tmp_path, {"name": spec.name, "version": "v0001"}, old.features, old.schema,
+        old.metrics, old.model, learned,
+    )  # fmt: skip
+    assert "Z03" not in champion.features.categories["zone"]
+    new = build_bundle(learned, clean_frame, champion=champion, margin=0.0)
+    test_part = split(learned, clean_frame)[2]
+    unseen = int((test_part["zone"] == "Z03").sum())
+    assert unseen > 0
+    assert new.metrics["champion"]["rows_with_unseen_categories"] == unseen
+    assert new.metrics["champion"]["n"] == len(test_part) - unseen
+    assert "Z03" in new.features.categories["zone"], "the retrain learns the new zone"
