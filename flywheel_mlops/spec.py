@@ -103,7 +103,38 @@ class DatasetSpec(_Strict):
         for column in self.units:
             if column not in self.numeric:
                 raise ValueError(f"units rule for {column!r}, which is not a numeric column")
+        self._generated_names_are_free(features)
+        self._baseline_compiles()
         return self
+
+    def _generated_names_are_free(self, features: list[str]) -> None:
+        # features.py imports this module; the names it generates are read when validating.
+        from flywheel_mlops.features import _TIME_FEATURES, BASELINE_FEATURE
+
+        generated = [*(_TIME_FEATURES if self.timestamp else ()), BASELINE_FEATURE]
+        taken = [c for c in features if c in generated]
+        if taken:
+            raise ValueError(
+                f"columns {taken} have the names of features Flywheel generates "
+                f"({', '.join(generated)}); rename them in the data and the spec"
+            )
+
+    def _baseline_compiles(self) -> None:
+        if not self.baseline:
+            return
+        from flywheel_mlops.errors import ConfigError
+        from flywheel_mlops.features import compile_baseline
+
+        try:
+            rule = compile_baseline(self.baseline)
+        except ConfigError as error:
+            raise ValueError(str(error)) from error
+        unknown = [name for name in rule.names if name not in self.numeric]
+        if unknown:
+            raise ValueError(
+                f"baseline {self.baseline!r} uses {unknown}, which are not numeric columns "
+                f"of this spec; expected names from {self.numeric}"
+            )
 
     @property
     def feature_columns(self) -> list[str]:

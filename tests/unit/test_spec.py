@@ -25,6 +25,10 @@ def test_ride_hailing_spec_ships_with_flywheel():
         ("name: m\ntarget: y\nnumeric: [a, a]\n", "listed twice"),
         ("name: m\nnumeric: [a]\n", "target"),
         ("name: m\ntarget: y\nnumeric: [a]\nunits: {b: {unit_column: u, factors: {}}}\n", "'b'"),
+        ("name: m\ntarget: y\nnumeric: [dist]\nbaseline: 'dsit * 2'\n", "uses \\['dsit'\\]"),
+        ("name: m\ntarget: y\nnumeric: [dist]\nbaseline: 'dist *'\n", "not valid arithmetic"),
+        ("name: m\ntarget: y\ntimestamp: t\nnumeric: [hour]\n", "generates"),
+        ("name: m\ntarget: y\nnumeric: [baseline]\n", "generates"),
     ],
 )
 def test_invalid_spec_is_rejected_naming_the_problem(tmp_path: Path, yaml_text: str, named: str):
