@@ -167,7 +167,9 @@ def model_card(metadata: dict[str, Any], metrics: dict[str, Any]) -> str:
         "",
         "## Lineage",
         f"- data: {metadata.get('data_uri')}",
-        f"- window: {metadata.get('window')}",
+        f"- window asked for: {metadata.get('window')}",
+        f"- trained on events from {metadata.get('trained_on', [None, None])[0]} "
+        f"to {metadata.get('trained_on', [None, None])[1]}",
         f"- rows: train {metadata.get('rows', {}).get('train')}, "
         f"validation {metadata.get('rows', {}).get('validation')}, "
         f"test {metadata.get('rows', {}).get('test')}",
@@ -184,6 +186,20 @@ def model_card(metadata: dict[str, Any], metrics: dict[str, Any]) -> str:
             f"| rule-based baseline | {baseline.get('mae', float('nan')):.3f} "
             f"| {baseline.get('p90', float('nan')):.3f} |"
         )
+    candidates = metrics.get("candidates", [])
+    if candidates:
+        lines += [
+            "",
+            "## Families tried (validation split)",
+            "| family | validation MAE | latency (ms/row) | fit (s) |",
+            "|---|---|---|---|",
+            *(
+                f"| {c['family']} | {c['val_mae']:.3f} | {c['latency_ms']:.3f} "
+                f"| {c['fit_seconds']:.1f} |"
+                for c in candidates
+            ),
+            f"Chosen: {metadata.get('selection', metadata.get('family'))}",
+        ]
     lines += [
         "",
         "## Limits",

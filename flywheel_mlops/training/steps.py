@@ -124,11 +124,12 @@ def train(
     candidates_path: str,
 ) -> str:
     """Train step: saves the chosen model into `model_dir`; returns its family."""
+    train_frame, validation_frame = pd.read_parquet(train_path), pd.read_parquet(validation_path)
     result = train_stage.train(
         _spec(spec_json),
         FeaturePipeline.from_json(Path(pipeline_path).read_text()),
-        pd.read_parquet(train_path),
-        pd.read_parquet(validation_path),
+        train_frame,
+        validation_frame,
         families,
         search_seconds,
         tolerance,
@@ -141,6 +142,7 @@ def train(
         "chosen": result.chosen.__dict__,
         "reason": result.reason,
         "candidates": [c.__dict__ for c in result.candidates],
+        "rows": {"train": len(train_frame), "validation": len(validation_frame)},
     }
     _write_json(candidates_path, summary)
     _write_json(str(folder / "training.json"), summary)
@@ -211,7 +213,13 @@ def register(
     }
     train_frame = pd.read_parquet(train_path)
     reference = register_stage.reference_sample(spec, train_frame, model, pipeline)
-    lineage = lineage | {"params": training["chosen"]["params"], "selection": training["reason"]}
+    rows = training.get("rows", {}) | {"test": int(metrics["test"]["n"])}
+    lineage = lineage | {
+        "params": training["chosen"]["params"],
+        "selection": training["reason"],
+        "rows": rows,
+        "trained_on": _time_range(spec, train_frame),
+    }
     return register_stage.register(
         Registry(registry_uri),
         spec,
@@ -224,3 +232,11 @@ def register(
         lineage,
         promote_alias,
     )
+
+
+def _time_range(spec: DatasetSpec, frame: pd.DataFrame) -> list[str | None]:
+    """First and last event time of the records a model trained on (None without a timestamp)."""
+    if not spec.timestamp or spec.timestamp not in frame or frame.empty:
+        return [None, None]
+    stamps = pd.to_datetime(frame[spec.timestamp])
+    return [stamps.min().isoformat(), stamps.max().isoformat()]

@@ -50,6 +50,13 @@ def test_first_run_registers_and_promotes_a_model_far_better_than_the_baseline(
     bundle = registry.load("pickup-eta")
     reference = bundle.reference()
     assert np.allclose(bundle.predict(reference), reference["prediction"], atol=1e-4)
+    rows = bundle.metadata["rows"]
+    assert rows["test"] == evaluation["test"]["n"]
+    assert rows["train"] > rows["validation"] > 0
+    card = (bundle.path / "model_card.md").read_text()
+    assert f"train {rows['train']}, validation {rows['validation']}" in card
+    assert "trained on events from 2026-" in card
+    assert all(f"| {family} |" in card for family in ("xgboost", "hist_gbm", "ridge"))
 
 
 def test_the_same_model_again_is_registered_but_not_promoted(first_run, workspace, data):
