@@ -29,6 +29,7 @@ app.add_typer(models.app, name="models")
 app.add_typer(pipeline.app, name="pipeline")
 app.command("serve")(serving.serve)
 app.command("predict")(serving.predict)
+app.command("feedback")(serving.feedback)
 app.command("prediction-service")(prediction_service.prediction_service)
 # The 0.1 name: hidden from --help, warns on stderr, then runs prediction-service.
 app.command(

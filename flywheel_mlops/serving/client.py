@@ -1,4 +1,5 @@
-"""A small HTTP client for the predictor's V1 endpoint, used by `flywheel predict` and tests."""
+"""Small HTTP clients: the predictor's V1 endpoint (`flywheel predict`) and the prediction
+service's feedback API (`flywheel feedback`)."""
 
 from __future__ import annotations
 
@@ -63,6 +64,46 @@ class PredictionClient:
             raise _error(response)
         body = response.json()
         return Prediction(body["predictions"], body["model_version"], body["request_id"])
+
+    def input_names(self) -> list[str]:
+        """The model's input fields, from its V2 metadata (`GET /v2/models/<name>`)."""
+        try:
+            response = self._http.get(f"/v2/models/{self.model_name}")
+        except httpx.TransportError as error:
+            raise FlywheelError(f"no answer from {self.url} ({error})") from error
+        if response.status_code != 200:
+            raise _error(response)
+        return [str(field["name"]) for field in response.json()["inputs"]]
+
+
+class FeedbackClient:
+    """Posts actual outcomes by request id to the prediction service's `/v1/feedback`."""
+
+    def __init__(self, url: str, token: str = "", timeout: float = 30.0):
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+
+    def __enter__(self) -> FeedbackClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._http.close()
+
+    def post(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+        """Send one item or a batch; the service's account of what it stored. A 409 (a
+        different actual already stored) is an answer, not an error: its body says which."""
+        body: dict[str, Any] = items[0] if len(items) == 1 else {"items": items}
+        try:
+            response = self._http.post("/v1/feedback", json=body)
+        except httpx.TransportError as error:
+            raise FlywheelError(
+                f"no answer from {self.url} ({error}); is `flywheel prediction-service` running?"
+            ) from error
+        if response.status_code not in (200, 202, 409):
+            raise _error(response)
+        answer: dict[str, Any] = response.json()
+        return answer
 
 
 def _error(response: httpx.Response) -> FlywheelError:

@@ -1,0 +1,62 @@
+"""`flywheel predict` and `flywheel feedback` against the real predictor and prediction service:
+the request id a prediction is answered with is the one its outcome is posted with."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from flywheel_mlops.cli import app as cli
+from flywheel_mlops.predictions import PredictionStore
+from flywheel_mlops.registry.bundle import Bundle
+from tests.integration.conftest import MODEL, ServerFactory
+
+pytestmark = pytest.mark.integration
+
+
+def test_predict_answers_with_an_id_and_feedback_joins_on_it(
+    start_predictor: ServerFactory, start_service, bundle_dir: Path, bundle: Bundle, tmp_path: Path
+):
+    database = f"sqlite:///{tmp_path / 'log.sqlite'}"
+    service = start_service(database_url=database)
+    predictor = start_predictor(
+        "--model_dir", str(bundle_dir), "--logger_url", f"{service.url}/v1/events"
+    )
+    rows = bundle.reference().head(3)  # inputs, the target and the prediction column
+    rows.to_csv(tmp_path / "trips.csv", index=False)
+    runner = CliRunner()
+    predicted = runner.invoke(
+        cli,
+        [
+            "predict", str(tmp_path / "trips.csv"), "--url", predictor.url, "--name", MODEL,
+            "--inputs-only", "--request-id", "trip-batch-1", "--output", "json",
+        ],
+    )  # fmt: skip
+    assert predicted.exit_code == 0, predicted.output
+    answer = json.loads(predicted.output)
+    assert [p["request_id"] for p in answer["predictions"]] == ["trip-batch-1"] * 3
+    assert [p["row"] for p in answer["predictions"]] == [0, 1, 2]
+
+    outcomes = pd.DataFrame(
+        {"request_id": "trip-batch-1", "row": [1, 2], "actual": rows[bundle.spec.target][1:]}
+    )
+    outcomes.to_csv(tmp_path / "outcomes.csv", index=False)
+    single = runner.invoke(
+        cli, ["feedback", "trip-batch-1", str(rows[bundle.spec.target][0]), "--url", service.url]
+    )
+    assert single.exit_code == 0, single.output
+    batch = runner.invoke(
+        cli, ["feedback", "--file", str(tmp_path / "outcomes.csv"), "--url", service.url]
+    )
+    assert batch.exit_code == 0, batch.output
+
+    store = PredictionStore(database)
+    deadline = time.monotonic() + 20
+    while store.labelled_count() < 3 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert store.labelled_count() == 3
