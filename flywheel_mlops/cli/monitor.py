@@ -25,6 +25,8 @@ from flywheel_mlops.cli.common import (
 if TYPE_CHECKING:
     import pandas as pd
 
+    from flywheel_mlops.registry.bundle import Bundle
+
 #: Exit code of a run whose decision is `error` (a CronJob then shows the run as failed).
 EXIT_ERROR = 1
 
@@ -96,6 +98,13 @@ def monitor(
     retrain_days: Annotated[
         float, typer.Option(help="Days of fresh records a retraining run uses.", min=1)
     ] = 7.0,
+    local_retrain: Annotated[
+        bool,
+        typer.Option(
+            help="With no --pipelines-host, run a decided retrain here through the KFP local "
+            "runner (needs --retrain-data); --no-local-retrain only reports the decision."
+        ),
+    ] = True,
     rollout: Annotated[
         RolloutMode,
         typer.Option(help="After the decision, take one rollout step (see `flywheel rollout`)."),
@@ -148,21 +157,19 @@ def monitor(
     console.print(f"decision and report kept at {archived}")
     if result.verdict == "error":
         raise typer.Exit(EXIT_ERROR)
-    if result.retrain and pipelines_host:
-        from flywheel_mlops.loop.retrain import submit_retrain
-
-        with failures_exit():
-            run = submit_retrain(
-                pipelines_host,
-                bundle,
-                registry or config.registry,
-                retrain_data,
-                retrain_side,
-                at - timedelta(days=retrain_days),
-                at,
-                " ".join(result.decision.why),
-            )
-        console.print(f"retraining run [green]{run.run_id}[/green] started: {run.url}")
+    if result.retrain:
+        _start_retrain(
+            bundle,
+            registry or config.registry,
+            pipelines_host,
+            retrain_data,
+            retrain_side,
+            at - timedelta(days=retrain_days),
+            at,
+            " ".join(result.decision.why),
+            local_retrain,
+            config.runs,
+        )
     if rollout is not RolloutMode.off:
         from flywheel_mlops.loop.rollout import RouterKind, take_rollout_step
 
@@ -179,6 +186,43 @@ def monitor(
                 inference_service=inference_service,
             )
         print_rollout(decision)
+
+
+def _start_retrain(
+    bundle: Bundle,
+    registry: str,
+    host: str,
+    data: str,
+    side: str,
+    start: datetime,
+    end: datetime,
+    why: str,
+    local: bool,
+    runs: Path,
+) -> None:
+    """Submit the retrain to KFP, or run it here with the local runner, or say it did not."""
+    from flywheel_mlops.loop.retrain import retrain_request, run_local_retrain, submit_retrain
+
+    if host:
+        with failures_exit():
+            run = submit_retrain(host, bundle, registry, data, side, start, end, why)
+        console.print(f"retraining run [green]{run.run_id}[/green] started: {run.url}")
+        return
+    if not local or not data:
+        missing = "--retrain-data" if local else "--local-retrain"
+        console.print(
+            "[yellow]a retrain was decided but not started[/yellow]: no --pipelines-host "
+            f"(FLYWHEEL_PIPELINES_HOST) to submit it to, and {missing} is not given to run it "
+            "here with the KFP local runner"
+        )
+        return
+    with failures_exit():
+        request = retrain_request(bundle, registry, data, side, start, end, why)
+        log_path = runs / "retrain.log"
+        console.print(f"retraining here with the KFP local runner (log: {log_path})")
+        outcome = run_local_retrain(request, runs, log_path)
+    state = "registered as candidate" if outcome.promoted else "registered, not better"
+    console.print(f"retrained [green]{outcome.version or '-'}[/green]: {state}")
 
 
 def _database_window(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flywheel_mlops.errors import ConfigError
 from flywheel_mlops.registry import Alias
@@ -10,6 +12,9 @@ from flywheel_mlops.registry.bundle import SPEC, Bundle
 from flywheel_mlops.spec import DatasetSpec
 from flywheel_mlops.training.kfp_client import SubmittedRun, submit_training_run
 from flywheel_mlops.training.request import TrainingRequest
+
+if TYPE_CHECKING:
+    from flywheel_mlops.training.local_runner import RunOutcome
 
 
 def retrain_spec(bundle: Bundle) -> DatasetSpec:
@@ -20,6 +25,32 @@ def retrain_spec(bundle: Bundle) -> DatasetSpec:
             "train it again with `flywheel train --dataset SPEC` before the loop can retrain it"
         )
     return bundle.spec
+
+
+def retrain_request(
+    bundle: Bundle, registry: str, data: str, side: str, start: datetime, end: datetime, why: str
+) -> TrainingRequest:
+    """The training run a retrain decision asks for: the served bundle's own spec, a fresh
+    window, the decision's reasons, and `candidate` as the alias it may move."""
+    if not data:
+        raise ConfigError("a retrain needs --retrain-data (FLYWHEEL_RETRAIN_DATA)")
+    return TrainingRequest(
+        retrain_spec(bundle),
+        data,
+        registry,
+        side_uri=side,
+        start=start.isoformat(),
+        end=end.isoformat(),
+        reason=why,
+        promote_alias=Alias.CANDIDATE,
+    )
+
+
+def run_local_retrain(request: TrainingRequest, runs: Path, log_path: Path) -> RunOutcome:
+    """Run the retrain through the KFP local runner (no KFP host): the same components."""
+    from flywheel_mlops.training.local_runner import run_training
+
+    return run_training(request, runs, log_path=log_path)
 
 
 def submit_retrain(
@@ -37,16 +68,5 @@ def submit_retrain(
     The run trains with the served bundle's own dataset spec and registers its model as
     `candidate`; the champion moves only after the gate and a canary.
     """
-    if not data:
-        raise ConfigError("a retrain needs --retrain-data (FLYWHEEL_RETRAIN_DATA)")
-    request = TrainingRequest(
-        retrain_spec(bundle),
-        data,
-        registry,
-        side_uri=side,
-        start=start.date().isoformat(),
-        end=end.date().isoformat(),
-        reason=why,
-        promote_alias=Alias.CANDIDATE,
-    )
+    request = retrain_request(bundle, registry, data, side, start, end, why)
     return submit_training_run(host, request.arguments())

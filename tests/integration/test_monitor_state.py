@@ -14,6 +14,7 @@ import pytest
 
 from flywheel_mlops.loop.state import DatabasePolicyState, LoopDatabase, StateConflict
 from flywheel_mlops.monitoring import RetrainPolicy, run_monitor
+from flywheel_mlops.registry import Registry
 from flywheel_mlops.simulator import SimulationConfig, simulate
 from flywheel_mlops.spec import DatasetSpec
 from flywheel_mlops.testing.traffic import champion_and_days, end_of
@@ -43,7 +44,14 @@ def closure(spec: DatasetSpec, tmp_path_factory: pytest.TempPathFactory) -> dict
         path = root / f"day-{index}.parquet"
         day.to_parquet(path, index=False)
         files.append(path)
-    return {"bundle": bundle, "registry": root / "registry", "days": after, "files": files}
+    return {
+        "bundle": bundle,
+        "registry": root / "registry",
+        "days": after,
+        "files": files,
+        "trips": raw.trips_path,
+        "weather": raw.weather_path,
+    }
 
 
 def _monitor_in_a_fresh_process(closure, day: int, database: str, work: Path) -> str:
@@ -59,10 +67,14 @@ def _monitor_in_a_fresh_process(closure, day: int, database: str, work: Path) ->
         "--cooldown-hours", str(POLICY["cooldown_hours"]),
         "--out", str(work / "out"),
         "--cache-dir", str(work / "cache"),
+        # No KFP host: a decided retrain runs here through the KFP local runner.
+        "--retrain-data", str(closure["trips"]),
+        "--retrain-side", str(closure["weather"]),
+        "--retrain-days", "5",
     ]  # fmt: skip
-    done = subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
-    return (work / "out" / "decision.json").read_text()
+    return (work / "out" / "decision.json").read_text(), done.stdout
 
 
 def test_runs_in_fresh_pods_decide_as_runs_in_one_folder(closure, tmp_path: Path):
@@ -72,7 +84,15 @@ def test_runs_in_fresh_pods_decide_as_runs_in_one_folder(closure, tmp_path: Path
         for day in range(4)
     ]
 
-    fresh_retrains = [json.loads(d)["retrain"] for d in fresh]
+    fresh_retrains = [json.loads(decision)["retrain"] for decision, _ in fresh]
+    said = [printed for _, printed in fresh]
+    assert "retraining here with the KFP local runner" in said[1]
+    assert all("retraining here" not in said[i] for i in (0, 2, 3))
+    registry = Registry(closure["registry"])
+    name = closure["bundle"].name
+    assert registry.versions(name) == ["v0001", "v0002"], "the local retrain registered v0002"
+    assert registry.load(name, "v0002").spec == closure["bundle"].spec
+    assert registry.resolve(name) == "v0001", "a retrain never promotes itself"
     policy = RetrainPolicy(
         tmp_path / "one-folder" / "state.json",
         debounce=POLICY["debounce"],
