@@ -5,6 +5,7 @@ both act."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from datetime import timedelta
@@ -54,8 +55,11 @@ def closure(spec: DatasetSpec, tmp_path_factory: pytest.TempPathFactory) -> dict
     }
 
 
-def _monitor_in_a_fresh_process(closure, day: int, database: str, work: Path) -> str:
-    """`flywheel monitor` on one day, in a new empty folder, as a CronJob's new pod would."""
+def _monitor_in_a_fresh_process(
+    closure, day: int, database: str, work: Path, *extra: str, debounce: int = POLICY["debounce"]
+) -> tuple[str, str]:
+    """`flywheel monitor` on one day, in a new empty folder, as a CronJob's new pod would;
+    the decision JSON and what the command printed."""
     work.mkdir()
     command = [
         sys.executable, "-m", "flywheel_mlops.cli", "monitor",
@@ -63,36 +67,30 @@ def _monitor_in_a_fresh_process(closure, day: int, database: str, work: Path) ->
         "--window", str(closure["files"][day]),
         "--now", end_of(closure["days"][day]).isoformat(),
         "--database-url", database,
-        "--debounce", str(POLICY["debounce"]),
+        "--debounce", str(debounce),
         "--cooldown-hours", str(POLICY["cooldown_hours"]),
         "--out", str(work / "out"),
         "--cache-dir", str(work / "cache"),
-        # No KFP host: a decided retrain runs here through the KFP local runner.
-        "--retrain-data", str(closure["trips"]),
-        "--retrain-side", str(closure["weather"]),
-        "--retrain-days", "5",
+        *extra,
     ]  # fmt: skip
     done = subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     return (work / "out" / "decision.json").read_text(), done.stdout
 
 
+@pytest.mark.timeout(1200)
 def test_runs_in_fresh_pods_decide_as_runs_in_one_folder(closure, tmp_path: Path):
     database = f"sqlite:///{tmp_path / 'loop.sqlite'}"
     fresh = [
-        _monitor_in_a_fresh_process(closure, day, database, tmp_path / f"pod-{day}")
+        _monitor_in_a_fresh_process(
+            closure, day, database, tmp_path / f"pod-{day}", "--no-local-retrain"
+        )
         for day in range(4)
     ]
 
     fresh_retrains = [json.loads(decision)["retrain"] for decision, _ in fresh]
     said = [printed for _, printed in fresh]
-    assert "retraining here with the KFP local runner" in said[1]
-    assert all("retraining here" not in said[i] for i in (0, 2, 3))
-    registry = Registry(closure["registry"])
-    name = closure["bundle"].name
-    assert registry.versions(name) == ["v0001", "v0002"], "the local retrain registered v0002"
-    assert registry.load(name, "v0002").spec == closure["bundle"].spec
-    assert registry.resolve(name) == "v0001", "a retrain never promotes itself"
+    assert "a retrain was decided but not started" in said[1], "it says plainly it did not"
     policy = RetrainPolicy(
         tmp_path / "one-folder" / "state.json",
         debounce=POLICY["debounce"],
@@ -109,6 +107,24 @@ def test_runs_in_fresh_pods_decide_as_runs_in_one_folder(closure, tmp_path: Path
     archived = sorted((closure["registry"] / closure["bundle"].name / "monitor").iterdir())
     assert len(archived) == 4
     assert all((run / "report.html").is_file() for run in archived)
+
+
+@pytest.mark.pipeline
+@pytest.mark.timeout(1200)
+def test_with_no_kfp_host_a_decided_retrain_runs_through_the_local_runner(closure, tmp_path: Path):
+    database = f"sqlite:///{tmp_path / 'loop.sqlite'}"
+    registry = Registry(tmp_path / "registry")
+    shutil.copytree(closure["registry"], tmp_path / "registry")
+    local = {**closure, "registry": tmp_path / "registry"}
+    _, said = _monitor_in_a_fresh_process(
+        local, 0, database, tmp_path / "pod", "--retrain-data", str(closure["trips"]),
+        "--retrain-side", str(closure["weather"]), "--retrain-days", "5", debounce=1,
+    )  # fmt: skip
+    assert "retraining here with the KFP local runner" in said
+    name = closure["bundle"].name
+    assert registry.versions(name) == ["v0001", "v0002"], "the local retrain registered v0002"
+    assert registry.load(name, "v0002").spec == closure["bundle"].spec
+    assert registry.resolve(name) == "v0001", "a retrain never promotes itself"
 
 
 def test_of_two_runs_that_read_the_same_state_only_the_first_saves(tmp_path: Path):
