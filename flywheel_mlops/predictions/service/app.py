@@ -48,7 +48,11 @@ from flywheel_mlops.predictions.service.schemas import (
     feedback_body,
 )
 from flywheel_mlops.predictions.service.settings import ServiceSettings
-from flywheel_mlops.predictions.service.write_buffer import BufferFull, WriteBuffer
+from flywheel_mlops.predictions.service.write_buffer import (
+    BufferFull,
+    FlusherStopped,
+    WriteBuffer,
+)
 
 logger = logging.getLogger("flywheel.monitoring_service")
 
@@ -162,7 +166,7 @@ def create_app(settings: ServiceSettings, store: PredictionStore | None = None) 
     @app.exception_handler(FlywheelError)
     async def flywheel_error(request: Request, error: FlywheelError) -> JSONResponse:
         headers = None
-        if isinstance(error, BufferFull | DatabaseUnavailable):
+        if isinstance(error, BufferFull | DatabaseUnavailable | FlusherStopped):
             headers = {"Retry-After": str(settings.retry_after_seconds)}
             logger.warning("answered 503 on %s: %s", request.url.path, error)
         return problem(request, error.status_code, str(error), headers=headers)
@@ -170,22 +174,30 @@ def create_app(settings: ServiceSettings, store: PredictionStore | None = None) 
     @app.get("/healthz", response_model=Health, tags=["health"])
     async def healthz() -> Health:
         """The process is up (whatever the database does)."""
-        return Health(status="ok", buffered_rows=buffer.rows)
+        return Health(status="ok", buffered_rows=buffer.rows, quarantined_rows=buffer.quarantined)
 
     @app.get(
         "/readyz",
         response_model=Health,
         tags=["health"],
-        responses={503: {"model": Problem, "description": "The database is unreachable."}},
+        responses={
+            503: {
+                "model": Problem,
+                "description": "The database is unreachable, or the buffer's flusher stopped.",
+            }
+        },
     )
     async def readyz() -> Health:
-        """The database answers."""
+        """The database answers and buffered rows are being written."""
+        buffer.check_running()
         try:
             await run_in_threadpool(store.ping)
         except DatabaseUnavailable:
             metrics.db_errors.inc()
             raise
-        return Health(status="ready", buffered_rows=buffer.rows)
+        return Health(
+            status="ready", buffered_rows=buffer.rows, quarantined_rows=buffer.quarantined
+        )
 
     @app.get(
         "/metrics",

@@ -34,7 +34,7 @@ class ServiceMetrics:
         )
         self.flush_failures = Counter(
             "flywheel_write_buffer_failed_rows",
-            "Buffered rows the database refused (not unreachable).",
+            "Rows the database refused (not unreachable): quarantined, logged, not retried.",
             registry=r,
         )
         self.waiting = Gauge(

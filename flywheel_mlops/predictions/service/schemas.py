@@ -95,3 +95,6 @@ class Health(BaseModel):
 
     status: str
     buffered_rows: int = 0
+    quarantined_rows: int = Field(
+        default=0, description="Rows the database refused (logged, never retried) since start."
+    )
