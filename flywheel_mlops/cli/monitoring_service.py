@@ -34,6 +34,7 @@ def monitoring_service(
     """
     import uvicorn
 
+    from flywheel_mlops.edge.limits import uvicorn_options
     from flywheel_mlops.predictions.service import ServiceSettings, create_app
 
     overrides: dict[str, Any] = {"database_url": database_url} if database_url else {}
@@ -45,5 +46,10 @@ def monitoring_service(
         f"monitoring service on http://{host}:{port} ({auth}) - POST /v1/events, POST /v1/feedback"
     )
     uvicorn.run(
-        create_app(service), host=host, port=port, log_level=log_level, timeout_graceful_shutdown=10
+        create_app(service),
+        host=host,
+        port=port,
+        log_level=log_level,
+        timeout_graceful_shutdown=10,
+        **uvicorn_options(service.edge_limits()),
     )

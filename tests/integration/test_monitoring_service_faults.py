@@ -142,7 +142,7 @@ def test_a_poison_row_buffered_during_an_outage_is_quarantined_and_every_other_r
     url = own_postgres.url("flywheel")
     # The edge refuses deep bodies by default; the limit is raised so the poison row (one the
     # database cannot take: its JSON encoder stops at 255 levels) reaches the flusher.
-    service = start_service(database_url=url, retry_max_wait=0.3)
+    service = start_service(database_url=url, retry_max_wait=0.3, max_json_depth=400)
     with httpx.Client(base_url=service.url, timeout=10) as client:
         assert send_pair(client, "before", {"x": 0}) == (202, 202)
         own_postgres.stop()

@@ -35,7 +35,7 @@ from flywheel_mlops.predictions.cloudevents import (
 from flywheel_mlops.predictions.service.auth import bearer_guard
 from flywheel_mlops.predictions.service.metrics import ServiceMetrics
 from flywheel_mlops.predictions.service.middleware import (
-    BodyLimitMiddleware,
+    EdgeMiddleware,
     InternalErrorMiddleware,
 )
 from flywheel_mlops.predictions.service.schemas import (
@@ -61,9 +61,11 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     for status, text in {
         400: "The input does not match what was expected; the detail names the field.",
         401: "A bearer token is configured and the request did not carry it.",
+        408: "The body did not arrive in time (body_timeout).",
         413: "The body is larger than the configured limit.",
         415: "The event body is not JSON.",
         422: "The body does not match the schema; the detail names the field.",
+        431: "The request headers are larger than the configured limit.",
         503: "The database is down and the write buffer is full; retry after Retry-After.",
     }.items()
 }
@@ -288,7 +290,7 @@ def create_app(settings: ServiceSettings, store: PredictionStore | None = None) 
             logger.warning("feedback conflict: %s", answer.detail)
         return JSONResponse(answer.model_dump(), status)
 
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, on_reject=rejected)
+    app.add_middleware(EdgeMiddleware, limits=settings.edge_limits(), on_reject=rejected)
     app.add_middleware(InternalErrorMiddleware)
     return app
 
