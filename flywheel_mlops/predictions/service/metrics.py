@@ -43,6 +43,11 @@ class ServiceMetrics:
         self.evicted = Counter(
             "flywheel_events_evicted", "Halves evicted before their pair arrived.", registry=r
         )
+        self.refused_events = Counter(
+            "flywheel_events_refused",
+            "Events (or the calls they completed) refused one by one inside a delivery.",
+            registry=r,
+        )
         self.rejected = Counter(
             "flywheel_requests_rejected",
             "Requests answered 4xx, by status.",

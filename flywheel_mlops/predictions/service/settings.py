@@ -57,6 +57,12 @@ class ServiceSettings(Settings):
     pairing_max_waiting: int = Field(
         default=10_000, ge=1, description="Request/response halves held while their pair is due."
     )
+    pairing_max_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1024,
+        description="JSON bytes of the halves held while their pair is due; past it the oldest "
+        "are evicted (each is logged and counted).",
+    )
     pairing_max_age: float = Field(
         default=600.0, gt=0, description="Seconds a half waits for its pair before it is evicted."
     )
