@@ -29,7 +29,7 @@ import orjson
 
 Target = Literal["predictor", "service"]
 Headers = tuple[tuple[bytes, bytes], ...]
-FAMILIES = ("depth", "encodings", "ids", "framing", "headers", "batches")
+FAMILIES = ("depth", "encodings", "ids", "framing", "headers", "batches", "unpaired")
 _V1, _V2 = "/v1/models/{model}:predict", "/v2/models/{model}/infer"
 _BATCH = "application/cloudevents-batch+json"
 _REQUEST, _RESPONSE = (
@@ -387,6 +387,14 @@ class Generator:
         headers = ((b"content-type", b"application/json"), *filler)
         return Case("headers", target, path, body, headers, ("*",) if target == "predictor" else ())
 
+    def _unpaired(self, index: int) -> Case:
+        """Large request halves whose response never comes: held, bounded by bytes, evicted."""
+        size = int(self.random.uniform(0.5, 7.5) * 1024 * 1024)
+        body = _unpaired_body(size, self._id())
+        return Case(
+            "unpaired", "service", "/v1/events", body, ((b"content-type", _BATCH.encode()),)
+        )
+
     def _batches(self, index: int) -> Case:
         """Event deliveries mixing good calls with bad ones; every good call must be logged."""
         calls, expected = [], []
@@ -420,6 +428,20 @@ class Generator:
 def _dumps(value: Any) -> bytes:
     """JSON as ASCII; unlike orjson it writes lone surrogates (escaped), as an attacker can."""
     return json.dumps(value).encode()
+
+
+def _unpaired_body(size: int, event_id: str) -> bytes:
+    """A request half of about `size` bytes of empty records, whose response never comes."""
+    records = b",".join([b"{}"] * max(1, size // 3))
+    return (
+        b'[{"specversion": "1.0", "id": "'
+        + event_id.encode()
+        + b'", "type": "'
+        + _REQUEST.encode()
+        + b'", "source": "adv", "data": {"instances": ['
+        + records
+        + b"]}}]"
+    )
 
 
 async def run(cases: list[Case], urls: dict[Target, str], concurrency: int = 8) -> Tally:

@@ -3,6 +3,7 @@
 # No `from __future__ import annotations`: the feedback body's type is built per app in
 # create_app, and FastAPI must see the real type, not a string it cannot resolve.
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -112,6 +113,7 @@ def create_app(settings: ServiceSettings, store: PredictionStore | None = None) 
         settings.pairing_max_waiting, settings.pairing_max_age, settings.pairing_max_bytes
     )
     guard = [Depends(bearer_guard(settings.api_token))]
+    parsing = asyncio.Semaphore(settings.max_parallel_parses)
     FeedbackBody = feedback_body(settings.max_feedback_items)
 
     @contextlib.asynccontextmanager
@@ -249,7 +251,9 @@ def create_app(settings: ServiceSettings, store: PredictionStore | None = None) 
         400 (with the same list) when nothing was.
         """
         body = await request.body()
-        delivery = await _off_loop_if_large(len(body), parse_delivery, request.headers, body)
+        delivery = await _off_loop_if_large(
+            parsing, len(body), parse_delivery, request.headers, body
+        )
         refused = list(delivery.refused)
         exchanges: list[tuple[int, Exchange]] = []
         for index, event in delivery.events:
@@ -258,7 +262,9 @@ def create_app(settings: ServiceSettings, store: PredictionStore | None = None) 
             _log_evicted(evicted, metrics)
             if exchange is not None:
                 exchanges.append((index, exchange))
-        rows, failed = await _off_loop_if_large(len(body), _rows_of, exchanges, settings.model_name)
+        rows, failed = await _off_loop_if_large(
+            parsing, len(body), _rows_of, exchanges, settings.model_name
+        )
         refused += failed
         metrics.waiting.set(len(pairer))
         if refused:
@@ -321,10 +327,14 @@ def create_app(settings: ServiceSettings, store: PredictionStore | None = None) 
 _THREAD_BYTES = 256 * 1024  # deliveries larger than this are parsed off the event loop
 
 
-async def _off_loop_if_large(size: int, function: Callable[..., T], *args: Any) -> T:
-    """`function(*args)`, on a worker thread when the body was large, so the loop keeps serving."""
+async def _off_loop_if_large(
+    slots: asyncio.Semaphore, size: int, function: Callable[..., T], *args: Any
+) -> T:
+    """`function(*args)`, on a worker thread when the body was large, so the loop keeps serving;
+    `slots` bounds how many large bodies are parsed at once (each costs ~25x its size)."""
     if size > _THREAD_BYTES:
-        return await run_in_threadpool(function, *args)
+        async with slots:
+            return await run_in_threadpool(function, *args)
     return function(*args)
 
 

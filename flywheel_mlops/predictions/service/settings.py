@@ -42,6 +42,12 @@ class ServiceSettings(Settings):
         gt=0,
         description="Seconds an idle keep-alive connection is held open.",
     )
+    max_parallel_parses: int = Field(
+        default=2,
+        ge=1,
+        description="Large deliveries parsed at once off the event loop; a parsed body takes "
+        "about 25 times its size in memory, so this bounds the service's peak.",
+    )
     max_feedback_items: int = Field(
         default=10_000, ge=1, description="Most items in one feedback batch."
     )
