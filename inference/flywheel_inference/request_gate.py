@@ -14,7 +14,6 @@ that does not echo internal text.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import re
 import time
@@ -34,6 +33,7 @@ from flywheel_inference.errors import (
 )
 from flywheel_inference.metrics import ServingMetrics
 from flywheel_mlops.edge.asgi_body import read_body, replaying
+from flywheel_mlops.edge.auth import bearer_problem
 from flywheel_mlops.edge.json_depth import check_json_depth
 from flywheel_mlops.edge.limits import EdgeLimits, EdgeRefusal, check_headers
 from flywheel_mlops.edge.request_ids import new_request_id, request_id_problem
@@ -131,7 +131,7 @@ class RequestGate:
                 await self._answer(scope, send, refused, "other", "", time.perf_counter(), headers)
                 return
             if self.options.api_token and not _OPEN.match(path):
-                problem = self._auth_problem(headers)
+                problem = self._auth_problem(scope)
                 if problem is not None:
                     await self._answer(
                         scope, send, problem, "other", "", time.perf_counter(), headers
@@ -144,7 +144,7 @@ class RequestGate:
         scope, replaced = _normalized_id(scope, headers)
         if replaced:
             headers = _headers(scope)
-        refusal = self._check(headers, protocol, model)
+        refusal = self._check(scope, headers, protocol, model)
         if refusal is not None:
             await self._answer(scope, send, refusal, protocol, model, started, headers)
             return
@@ -214,10 +214,12 @@ class RequestGate:
                 raise
             await _internal_error(scope, send, new_request_id(), {})
 
-    def _check(self, headers: dict[bytes, bytes], protocol: str, model: str) -> Rejection | None:
+    def _check(
+        self, scope: Scope, headers: dict[bytes, bytes], protocol: str, model: str
+    ) -> Rejection | None:
         """The first reason to refuse the request without reading its body, or None."""
         if self.options.api_token:
-            problem = self._auth_problem(headers)
+            problem = self._auth_problem(scope)
             if problem is not None:
                 return problem
         if model not in self.model_names:
@@ -249,15 +251,13 @@ class RequestGate:
         # once the body is in, when the request would take a slot.
         return self._overloaded()
 
-    def _auth_problem(self, headers: dict[bytes, bytes]) -> Unauthorized | None:
-        given = headers.get(b"authorization", b"")
-        expected = f"Bearer {self.options.api_token}".encode()
-        if hmac.compare_digest(given, expected):
+    def _auth_problem(self, scope: Scope) -> Unauthorized | None:
+        found = bearer_problem(scope.get("headers", []), self.options.api_token)
+        if found is None:
             return None
-        what = "no Authorization header" if not given else "a different token"
         return Unauthorized(
             f"this server requires a bearer token (Authorization: Bearer ...); "
-            f"the request carried {what}"
+            f"the request carried {found}"
         )
 
     async def _forward(

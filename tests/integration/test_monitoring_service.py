@@ -286,3 +286,27 @@ def test_feedback_a_prediction_could_never_match_is_refused_naming_the_field(
     answer = httpx.post(f"{service.url}/v1/feedback", json=body, timeout=10)
     assert answer.status_code == 422
     assert answer.json()["errors"][0]["field"] == field
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "status"),
+    [
+        ({}, b"{not json", 401),
+        ({}, b'{"request_id": "a"}', 401),
+        ({"authorization": "bearer  s3cret-token"}, b"{not json", 422),
+        ({"authorization": "BEARER s3cret-token"}, b'{"request_id": "a", "actual": 1}', 202),
+    ],
+)
+def test_authentication_comes_before_the_body_and_parses_like_the_predictor(
+    start_service: ServiceFactory, tmp_path, headers: dict[str, str], body: bytes, status: int
+) -> None:
+    service = start_service(
+        database_url=f"sqlite:///{tmp_path / 'log.sqlite'}", api_token="s3cret-token"
+    )
+    answer = httpx.post(
+        f"{service.url}/v1/feedback",
+        content=body,
+        headers={"content-type": "application/json", **headers},
+        timeout=10,
+    )
+    assert answer.status_code == status, answer.text

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 
 from flywheel_mlops.edge import json_depth as depth_module
 from flywheel_mlops.edge.asgi_body import read_body
+from flywheel_mlops.edge.auth import bearer_problem
 from flywheel_mlops.edge.json_depth import check_json_depth, json_depth
 from flywheel_mlops.edge.limits import (
     BodyTimeout,
@@ -118,3 +119,27 @@ def test_request_ids_outside_the_rule_are_named_with_the_first_bad_character(
 @pytest.mark.parametrize("value", ["a", "x" * 256, "9f1c-ABC_def.ghi:jkl/m+n=o@p", "~!#$%^&*()"])
 def test_ids_inside_the_rule_pass(value: str) -> None:
     assert request_id_problem(value) is None
+
+
+@pytest.mark.parametrize(
+    ("headers", "problem"),
+    [
+        ([(b"authorization", b"Bearer s3cret")], None),
+        ([(b"Authorization", b"bearer s3cret")], None),
+        ([(b"authorization", b"BEARER  s3cret ")], None),
+        ([], "no Authorization header"),
+        ([(b"authorization", b"Bearer s3cret")] * 2, "2 Authorization headers"),
+        ([(b"authorization", b"Basic s3cret")], "not 'Bearer <token>'"),
+        ([(b"authorization", b"Bearer")], "not 'Bearer <token>'"),
+        ([(b"authorization", b"Bearer other")], "a different token"),
+    ],
+)
+def test_one_bearer_parser_for_both_servers(
+    headers: list[tuple[bytes, bytes]], problem: str | None
+) -> None:
+    found = bearer_problem(headers, "s3cret")
+    if problem is None:
+        assert found is None
+    else:
+        assert found is not None
+        assert problem in found

@@ -319,7 +319,12 @@ def create_app(settings: ServiceSettings, store: PredictionStore | None = None) 
             logger.warning("feedback conflict: %s", answer.detail)
         return JSONResponse(answer.model_dump(), status)
 
-    app.add_middleware(EdgeMiddleware, limits=settings.edge_limits(), on_reject=rejected)
+    app.add_middleware(
+        EdgeMiddleware,
+        limits=settings.edge_limits(),
+        on_reject=rejected,
+        token=settings.api_token,
+    )
     app.add_middleware(InternalErrorMiddleware)
     return app
 

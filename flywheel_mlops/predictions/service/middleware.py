@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from flywheel_mlops.edge.asgi_body import read_body, replaying
+from flywheel_mlops.edge.auth import bearer_problem
 from flywheel_mlops.edge.json_depth import check_json_depth
 from flywheel_mlops.edge.limits import BodyTooLarge, EdgeLimits, EdgeRefusal, check_headers
 
@@ -48,15 +49,27 @@ class EdgeMiddleware:
     """
 
     def __init__(
-        self, app: ASGIApp, limits: EdgeLimits, on_reject: Callable[[Scope, int, str], None]
+        self,
+        app: ASGIApp,
+        limits: EdgeLimits,
+        on_reject: Callable[[Scope, int, str], None],
+        token: str = "",
     ):
-        """`on_reject(scope, status, message)` is called once per refused request."""
-        self.app, self.limits, self.on_reject = app, limits, on_reject
+        """`on_reject(scope, status, message)` is called once per refused request; `token`:
+        the bearer token /v1/ routes require (checked first, before the body is read)."""
+        self.app, self.limits, self.on_reject, self.token = app, limits, on_reject, token
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if self.token and scope["path"].startswith("/v1/"):
+            problem = bearer_problem(scope["headers"], self.token)
+            if problem is not None:
+                message = f"header Authorization: Bearer <token> is required; got {problem}"
+                self.on_reject(scope, 401, message)
+                await send_json(send, 401, {"detail": message}, [(b"www-authenticate", b"Bearer")])
+                return
         try:
             body = await self._read(scope, receive)
         except EdgeRefusal as refusal:
