@@ -33,7 +33,7 @@ pytestmark = pytest.mark.integration
 CASES_PER_FAMILY = 40
 UNPAIRED_HALVES = 4  # each up to 7.5 MiB: the family that used to grow the service by 190 MiB
 #: Peak resident memory either server may reach during the suite, at the default limits: the
-#: service holds at most 64 MiB of waiting halves and parses at most 2 large bodies at once.
+#: service holds at most 64 MiB of waiting halves and parses one large body at a time.
 PEAK_RSS_MIB = {"predictor": 600, "service": 700}
 
 

@@ -43,7 +43,7 @@ class ServiceSettings(Settings):
         description="Seconds an idle keep-alive connection is held open.",
     )
     max_parallel_parses: int = Field(
-        default=2,
+        default=1,
         ge=1,
         description="Large deliveries parsed at once off the event loop; a parsed body takes "
         "about 25 times its size in memory, so this bounds the service's peak.",
