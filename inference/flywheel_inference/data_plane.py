@@ -77,8 +77,8 @@ def _v1_json(body: bytes) -> Any:
             # The standard library reads NaN, Infinity and -Infinity, and lone surrogate
             # escapes (not text: orjson refuses them, and so does this, below).
             value = json.loads(body)
-            orjson.dumps(value)
-        except (ValueError, RecursionError, orjson.JSONEncodeError):
+            json.dumps(value, ensure_ascii=False).encode("utf-8")  # lone surrogates fail here
+        except (ValueError, RecursionError):  # UnicodeEncodeError is a ValueError
             raise InvalidInput(
                 f'the body is not valid JSON ({strict}); expected {{"instances": [{{...}}, ...]}}'
             ) from strict
