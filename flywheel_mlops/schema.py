@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from functools import cached_property
@@ -277,7 +278,8 @@ def _check_timestamps(spec: FieldSpec, values: Any, problems: list[str]) -> np.n
     items = values.tolist() if isinstance(values, np.ndarray) else values
     strings = [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in items]
     for index, value in enumerate(strings):
-        if not isinstance(value, str):
+        # pandas reads "now", "today" and the like as the moment it runs: not event time.
+        if not isinstance(value, str) or not _ISO_START.match(value):
             _note(problems, spec, value, index)
             return np.full(len(strings), np.datetime64("NaT", "ns"))
     parsed = pd.to_datetime(pd.Series(strings), format="ISO8601", errors="coerce", utc=True)
@@ -287,6 +289,8 @@ def _check_timestamps(spec: FieldSpec, values: Any, problems: list[str]) -> np.n
     return parsed.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
 
 
+#: What every ISO 8601 timestamp starts with: a four-digit year.
+_ISO_START = re.compile(r"\d{4}")
 #: Positions of digits and separators in YYYY-MM-DDTHH:MM:SS (a space may stand for the T).
 _ISO_LENGTH = 19
 _ISO_DIGITS = np.array([0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18])

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -177,15 +178,19 @@ def predictor(bundle: Path, logs: Path, *args: str) -> Iterator[Any]:
 
 
 @contextmanager
-def prediction_service(root: Path) -> Iterator[str]:
-    """`flywheel prediction-service` on SQLite with the fuzz test's small limits, in its own
-    process (so it does not share this interpreter's GIL with the generator); yields its URL."""
+def prediction_service(root: Path, small_limits: bool = True) -> Iterator[tuple[str, int]]:
+    """`flywheel prediction-service` on SQLite (with the fuzz test's small limits, or the
+    defaults), in its own process (so it does not share this interpreter's GIL with the
+    generator); yields its URL and process id."""
     from tests.integration.conftest import free_port
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLYWHEEL_")}
-    env |= {"FLYWHEEL_MAX_FEEDBACK_ITEMS": "50", "PYTHONUNBUFFERED": "1"}
+    env |= {"PYTHONUNBUFFERED": "1"}
+    limits = ["--max-body-bytes", str(64 * 1024)] if small_limits else []
+    if small_limits:
+        env["FLYWHEEL_MAX_FEEDBACK_ITEMS"] = "50"
     command = [
         str(Path(sys.executable).with_name("flywheel")),
         "prediction-service",
@@ -193,8 +198,7 @@ def prediction_service(root: Path) -> Iterator[str]:
         str(port),
         "--database-url",
         f"sqlite:///{root / 'predictions.sqlite'}",
-        "--max-body-bytes",
-        str(64 * 1024),
+        *limits,
         "--log-level",
         "error",
     ]
@@ -210,7 +214,7 @@ def prediction_service(root: Path) -> Iterator[str]:
                     break
             except httpx.TransportError:
                 time.sleep(0.2)
-        yield url
+        yield url, process.pid
     finally:
         process.terminate()
         try:
@@ -294,7 +298,7 @@ def fuzz_prediction_service(root: Path, total: int) -> dict[str, Any]:
     targets = [(path, mode) for path in ("/v1/feedback", "/v1/events") for mode in GenerationMode]
     tally = Tally()
     started = time.monotonic()
-    with prediction_service(root) as url, requests.Session() as session:
+    with prediction_service(root) as (url, _pid), requests.Session() as session:
         schema = schemathesis.openapi.from_url(f"{url}/openapi.json")
         operations = {result.ok().path: result.ok() for result in schema.get_all_operations()}
         for path, mode in targets:
@@ -443,6 +447,70 @@ def overload(
 # --- (c) faults --------------------------------------------------------------------------------
 
 
+def adversarial(bundle: Path, work: Path, per_family: int) -> dict[str, Any]:
+    """The adversarial families (flywheel_mlops.testing.adversarial) at full size against a
+    predictor capped at 2 that logs to a prediction service at its default limits."""
+    import pandas as pd
+
+    from flywheel_mlops.predictions import DatabaseUnavailable, PredictionStore
+    from flywheel_mlops.registry.bundle import load_bundle
+    from flywheel_mlops.serving.records import frame_to_records
+    from flywheel_mlops.testing import adversarial as adv
+    from tests.integration.conftest import MODEL
+
+    root = work / "adversarial"
+    root.mkdir()
+    reference: pd.DataFrame = load_bundle(bundle).reference()
+    record = frame_to_records(reference[load_bundle(bundle).schema.names].head(1))[0]
+    generator = adv.Generator(MODEL, record, seed=1414)
+    counts = {f: min(per_family, 40) if f == "unpaired" else per_family for f in adv.FAMILIES}
+    cases = [c for f in adv.FAMILIES for c in generator.cases(f, counts[f])]
+    started = time.monotonic()
+    with (
+        prediction_service(root, small_limits=False) as (service_url, service_pid),
+        predictor(bundle, root, "--max_concurrency", "2", "--logger_url", service_url) as served,
+    ):
+        rss_before = {
+            "predictor": peak_memory_mib(served.process.pid)[0],
+            "service": peak_memory_mib(service_pid)[0],
+        }
+        tally = asyncio.run(
+            adv.run(cases, {"predictor": served.url, "service": service_url}, concurrency=4)
+        )
+        body = json.dumps({"instances": [record]}).encode()
+        slow = adv.slow_body_round(served.url, f"/v1/models/{MODEL}:predict", body, 2, 200)
+        store = PredictionStore(f"sqlite:///{root / 'predictions.sqlite'}")
+        deadline, found = time.monotonic() + 120, set()
+        while time.monotonic() < deadline:
+            with contextlib.suppress(DatabaseUnavailable):  # SQLite busy: read again
+                found = set(store.window(None, None)["request_id"])
+            if tally.must_log <= found:
+                break
+            time.sleep(1)
+        store.close()
+        peaks = {
+            "predictor": peak_memory_mib(served.process.pid)[1],
+            "service": peak_memory_mib(service_pid)[1],
+        }
+        tracebacks = tracebacks_in(root / "prediction-service.log") + sum(
+            tracebacks_in(log) for log in root.glob("predictor-*.log")
+        )
+    summary = tally.summary()
+    return {
+        "families": summary,
+        "sent": sum(f["sent"] for f in summary.values()),
+        "5xx": sum(f["5xx"] for f in summary.values()),
+        "dropped": {f: s["dropped"] for f, s in summary.items() if s["dropped"]},
+        "must_be_logged": len(tally.must_log),
+        "lost_rows": len(tally.must_log - found),
+        "tracebacks_logged": tracebacks,
+        "slow_body_normal_statuses": {str(k): v for k, v in slow.items()},
+        "rss_before_mib": {k: round(v, 1) for k, v in rss_before.items()},
+        "peak_rss_mib": {k: round(v, 1) for k, v in peaks.items()},
+        "seconds": round(time.monotonic() - started, 1),
+    }
+
+
 def start_fault_tests(work: Path) -> tuple[subprocess.Popen[bytes], Path, float]:
     """Start pytest on the fault tests in the background; its JUnit XML is read afterwards."""
     report = work / "faults.xml"
@@ -556,6 +624,35 @@ def table(results: dict[str, Any]) -> str:
             ("Prediction service: 5xx answers", m["5xx"]),
             ("Prediction service: dropped connections", m["dropped_connections"]),
         ]
+    a = results.get("adversarial")
+    if a:
+        for family, figures in a["families"].items():
+            statuses = ", ".join(f"{k}: {v}" for k, v in figures["statuses"].items())
+            rows.append(
+                (
+                    f"Adversarial {family}: sent / 5xx / dropped (statuses)",
+                    f"{figures['sent']} / {figures['5xx']} / {figures['dropped']} ({statuses})",
+                )
+            )
+        rows += [
+            (
+                "Adversarial: calls answered 2xx that must be logged / lost",
+                f"{a['must_be_logged']} / {a['lost_rows']}",
+            ),
+            ("Adversarial: tracebacks logged", a["tracebacks_logged"]),
+            (
+                "Slow bodies: 2 trickling clients, cap 2, normal requests' statuses",
+                ", ".join(f"{k}: {v}" for k, v in a["slow_body_normal_statuses"].items()),
+            ),
+            (
+                "Adversarial: RSS before / peak, predictor (MiB)",
+                f"{a['rss_before_mib']['predictor']} / {a['peak_rss_mib']['predictor']}",
+            ),
+            (
+                "Adversarial: RSS before / peak, prediction service (MiB)",
+                f"{a['rss_before_mib']['service']} / {a['peak_rss_mib']['service']}",
+            ),
+        ]
     o = results.get("overload")
     if o:
         rows += [
@@ -665,6 +762,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--fault-timeout", type=float, default=300.0, help="seconds the fault tests may take"
     )
+    parser.add_argument(
+        "--adversarial-requests",
+        type=int,
+        default=400,
+        help="generated requests per adversarial family (large unpaired halves: 40 at most)",
+    )
+    parser.add_argument(
+        "--only-adversarial",
+        action="store_true",
+        help="run the adversarial families only (the rest of the table is kept from the last run)",
+    )
     parser.add_argument("--no-faults", action="store_true", help="skip the fault tests")
     parser.add_argument(
         "--quick",
@@ -676,6 +784,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.fuzz_requests, args.overload_requests, args.no_faults = 500, 1000, True
+        args.adversarial_requests = 100
+    if args.only_adversarial:
+        return only_adversarial(args)
 
     started = time.monotonic()
     results: dict[str, Any] = {
@@ -687,6 +798,12 @@ def main(argv: list[str] | None = None) -> int:
         try:
             print("training a small bundle...", flush=True)
             bundle = train_bundle(work)
+            print(
+                f"(a) adversarial families, {args.adversarial_requests} requests each...",
+                flush=True,
+            )
+            results["adversarial"] = adversarial(bundle, work, args.adversarial_requests)
+            print(f"    {json.dumps(results['adversarial'])}", flush=True)
             print(f"(a) fuzzing the predictor with {args.fuzz_requests} requests...", flush=True)
             results["fuzz_predictor"] = fuzz_predictor(bundle, work, args.fuzz_requests)
             print(f"    {_brief(results['fuzz_predictor'])}", flush=True)
@@ -722,6 +839,28 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     write_doc(results, args.doc)
     print(f"wrote {args.out} and the table in {args.doc} ({results['seconds']} s)")
+    return 0
+
+
+def only_adversarial(args: argparse.Namespace) -> int:
+    """Run the adversarial families alone and merge them into the last run's results."""
+    started = time.monotonic()
+    results: dict[str, Any] = json.loads(args.out.read_text()) if args.out.exists() else {}
+    results["machine"] = f"{os.cpu_count()} CPU, Python {platform.python_version()}"
+    with tempfile.TemporaryDirectory(prefix="flywheel-reliability-") as tmp:
+        work = Path(tmp)
+        print("training a small bundle...", flush=True)
+        bundle = train_bundle(work)
+        print(f"adversarial families, {args.adversarial_requests} requests each...", flush=True)
+        results["adversarial"] = adversarial(bundle, work, args.adversarial_requests)
+        print(f"    {json.dumps(results['adversarial'])}", flush=True)
+    results["adversarial_seconds"] = round(time.monotonic() - started, 1)
+    results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    results.setdefault("seconds", results["adversarial_seconds"])
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    write_doc(results, args.doc)
+    print(f"wrote {args.out} and the table in {args.doc}")
     return 0
 
 

@@ -35,6 +35,7 @@ def prediction_service(
     """
     import uvicorn
 
+    from flywheel_mlops.edge.limits import uvicorn_options
     from flywheel_mlops.predictions.service import ServiceSettings, create_app
 
     overrides: dict[str, Any] = {"database_url": database_url} if database_url else {}
@@ -46,7 +47,12 @@ def prediction_service(
         f"prediction service on http://{host}:{port} ({auth}) - POST /v1/events, POST /v1/feedback"
     )
     uvicorn.run(
-        create_app(service), host=host, port=port, log_level=log_level, timeout_graceful_shutdown=10
+        create_app(service),
+        host=host,
+        port=port,
+        log_level=log_level,
+        timeout_graceful_shutdown=10,
+        **uvicorn_options(service.edge_limits()),
     )
 
 

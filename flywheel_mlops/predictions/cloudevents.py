@@ -15,14 +15,14 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import orjson
 
+from flywheel_mlops.edge.request_ids import request_id_problem
 from flywheel_mlops.errors import InvalidInputError
 from flywheel_mlops.predictions.records import PredictionRow
-from flywheel_mlops.predictions.tables import REQUEST_ID_MAX
 
 REQUEST_TYPE = "org.kubeflow.serving.inference.request"
 RESPONSE_TYPE = "org.kubeflow.serving.inference.response"
@@ -32,6 +32,7 @@ BATCH = "application/cloudevents-batch+json"
 EXTENSIONS = ("inferenceservicename", "namespace", "component", "endpoint")
 
 Kind = Literal["request", "response"]
+LABEL_MAX = 256  # model_name and model_version columns
 
 
 class UnsupportedEventError(InvalidInputError):
@@ -76,16 +77,22 @@ def _json_object(raw: bytes, what: str) -> dict[str, Any]:
 
 
 def _event_id(value: object, where: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidInputError(
-            f"{where} must be a non-empty string (the request id), got {value!r}"
-        )
-    if len(value) > REQUEST_ID_MAX or not value.isprintable():
-        raise InvalidInputError(
-            f"{where} must be at most {REQUEST_ID_MAX} printable "
-            f"characters, got {len(value)} characters"
-        )
+    problem = request_id_problem(value)
+    if problem is not None:
+        raise InvalidInputError(f"{where} (the request id) {problem}")
+    assert isinstance(value, str)
     return value
+
+
+def _label(value: object, name: str) -> str:
+    """A model name or version as stored: 1 to 256 characters, no control characters."""
+    text = str(value)
+    if not text or len(text) > LABEL_MAX or not text.isprintable():
+        raise InvalidInputError(
+            f"the response's {name} must be 1 to {LABEL_MAX} printable characters, "
+            f"got {len(text)} characters starting {text[:40]!a}"
+        )
+    return text
 
 
 def _event_kind(value: object, where: str) -> Kind:
@@ -96,15 +103,46 @@ def _event_kind(value: object, where: str) -> Kind:
     return "request" if value == REQUEST_TYPE else "response"
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """An event of a delivery that was not taken, or a call whose rows were not stored."""
+
+    index: int  # the event's position in the delivery
+    id: str  # its id as sent ('' if it had none), shortened
+    reason: str
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """The events of one HTTP delivery that were read, with their positions, and the refusals."""
+
+    events: list[tuple[int, InferenceEvent]]
+    refused: list[Refusal]
+
+
 def parse_events(headers: Mapping[str, str], body: bytes) -> list[InferenceEvent]:
+    """The inference events in one HTTP delivery, all or nothing (see `parse_delivery`).
+
+    Raises InvalidInputError for the first event that is wrong.
+    """
+    delivery = parse_delivery(headers, body)
+    if delivery.refused:
+        raise InvalidInputError(delivery.refused[0].reason)
+    return [event for _, event in delivery.events]
+
+
+def parse_delivery(headers: Mapping[str, str], body: bytes) -> Delivery:
     """The inference events in one HTTP delivery (binary, structured or batched mode).
 
-    `headers` must be case-insensitive or lower-case. Raises InvalidInputError naming the
-    attribute that is missing or wrong, UnsupportedEventError for a body that is not JSON.
+    Each event of a batch is judged on its own: a wrong one is a Refusal naming its position,
+    and the others are read. `headers` must be case-insensitive or lower-case. Raises
+    InvalidInputError naming what is wrong with the delivery itself (not JSON, not an array,
+    a binary-mode event's headers), UnsupportedEventError for a body that is not JSON.
     """
     content_type = headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == STRUCTURED:
-        return [_structured(_json_object(body, "a structured CloudEvent"), "event")]
+        event = _structured(_json_object(body, "a structured CloudEvent"), "event")
+        return Delivery([(0, event)], [])
     if content_type == BATCH:
         try:
             batch = orjson.loads(body)
@@ -116,10 +154,16 @@ def parse_events(headers: Mapping[str, str], body: bytes) -> list[InferenceEvent
             raise InvalidInputError(
                 f"a CloudEvents batch must be a JSON array, got a JSON {type(batch).__name__}"
             )
-        return [
-            _structured(item if isinstance(item, dict) else {}, f"event {index}")
-            for index, item in enumerate(batch)
-        ]
+        delivery = Delivery([], [])
+        for index, item in enumerate(batch):
+            try:
+                event = _structured(item if isinstance(item, dict) else {}, f"event {index}")
+            except InvalidInputError as error:
+                given = item.get("id") if isinstance(item, dict) else None
+                delivery.refused.append(Refusal(index, _shown_id(given), str(error)))
+            else:
+                delivery.events.append((index, event))
+        return delivery
     if content_type and "json" not in content_type:
         raise UnsupportedEventError(
             f"event body must be JSON (content-type application/json), "
@@ -132,17 +176,19 @@ def parse_events(headers: Mapping[str, str], body: bytes) -> list[InferenceEvent
         )
     kind = _event_kind(headers.get("ce-type"), "header ce-type")
     event_id = _event_id(headers.get("ce-id"), "header ce-id")
-    return [
-        InferenceEvent(
-            id=event_id,
-            kind=kind,
-            body=_json_object(body, f"the {kind} body"),
-            source=headers.get("ce-source", ""),
-            extensions={
-                name: headers[f"ce-{name}"] for name in EXTENSIONS if f"ce-{name}" in headers
-            },
-        )
-    ]
+    event = InferenceEvent(
+        id=event_id,
+        kind=kind,
+        body=_json_object(body, f"the {kind} body"),
+        source=headers.get("ce-source", ""),
+        extensions={name: headers[f"ce-{name}"] for name in EXTENSIONS if f"ce-{name}" in headers},
+    )
+    return Delivery([(0, event)], [])
+
+
+def _shown_id(value: object) -> str:
+    """An id as sent, short and ASCII, for a refusal."""
+    return ascii(value)[1:-1][:100] if isinstance(value, str) else ""
 
 
 def _structured(event: dict[str, Any], where: str) -> InferenceEvent:
@@ -185,46 +231,84 @@ def event_headers(request_id: str, kind: Kind, source: str, service: str = "") -
     return headers
 
 
+@dataclass(frozen=True)
+class _Waiting:
+    """A half waiting for its pair: its body kept as JSON bytes, which cost what they weigh
+    (the parsed dicts and lists take about twenty times more)."""
+
+    event: InferenceEvent  # with an empty body
+    raw: bytes
+
+    def restored(self) -> InferenceEvent:
+        return replace(self.event, body=orjson.loads(self.raw))
+
+
 class EventPairer:
     """Holds the first half of each call until the other half arrives (either order), bounded.
 
-    Past `max_waiting` halves, or after `max_age` seconds, the oldest halves are evicted and
-    returned by `add`/`expire` so the caller can log and count them: never a silent drop.
+    Past `max_waiting` halves or `max_bytes` bytes of waiting bodies (as JSON), or after
+    `max_age` seconds, the oldest halves are evicted and returned by `add`/`expire` so the
+    caller can log and count them: never a silent drop.
     """
 
-    def __init__(self, max_waiting: int = 10_000, max_age: float = 600.0):
-        """`max_waiting`: halves held at most; `max_age`: seconds a half waits at most."""
+    def __init__(
+        self, max_waiting: int = 10_000, max_age: float = 600.0, max_bytes: int = 64 * 1024**2
+    ):
+        """`max_waiting`: halves held at most; `max_age`: seconds a half waits at most;
+        `max_bytes`: JSON bytes of the waiting halves' bodies at most."""
         self.max_waiting = max_waiting
         self.max_age = max_age
-        self._waiting: OrderedDict[str, InferenceEvent] = OrderedDict()
+        self.max_bytes = max_bytes
+        self._waiting: OrderedDict[str, _Waiting] = OrderedDict()
+        self._bytes = 0
 
     def __len__(self) -> int:
         return len(self._waiting)
 
+    @property
+    def bytes(self) -> int:
+        """JSON bytes of the waiting halves' bodies."""
+        return self._bytes
+
     def add(self, event: InferenceEvent) -> tuple[Exchange | None, list[InferenceEvent]]:
         """Pair `event` with its other half if it is here; returns (pair or None, evicted)."""
         other = self._waiting.get(event.id)
-        if other is not None and other.kind != event.kind:
-            del self._waiting[event.id]
-            request, response = (event, other) if event.kind == "request" else (other, event)
+        if other is not None and other.event.kind != event.kind:
+            self._pop(event.id)
+            held = other.restored()
+            request, response = (event, held) if event.kind == "request" else (held, event)
             return Exchange(request, response), self.expire()
         # A redelivered half replaces the one held and moves to the back of the line.
-        self._waiting.pop(event.id, None)
-        self._waiting[event.id] = event
+        self._pop(event.id)
+        waiting = _Waiting(replace(event, body={}), orjson.dumps(event.body))
+        self._waiting[event.id] = waiting
+        self._bytes += len(waiting.raw)
         evicted = self.expire()
-        while len(self._waiting) > self.max_waiting:
-            evicted.append(self._waiting.popitem(last=False)[1])
+        while len(self._waiting) > self.max_waiting or (
+            self._bytes > self.max_bytes and len(self._waiting) > 1
+        ):
+            evicted.append(self._pop(next(iter(self._waiting))))
+        if self._bytes > self.max_bytes:  # one half larger than the whole allowance
+            evicted.append(self._pop(event.id))
         return None, evicted
 
+    def _pop(self, event_id: str) -> InferenceEvent:
+        """Remove a waiting half (if there) and return it without its body."""
+        waiting = self._waiting.pop(event_id, None)
+        if waiting is None:
+            return InferenceEvent(event_id, "request", {})
+        self._bytes -= len(waiting.raw)
+        return waiting.event
+
     def expire(self, now: float | None = None) -> list[InferenceEvent]:
-        """Evict and return the halves older than max_age."""
+        """Evict and return the halves older than max_age (without their bodies)."""
         limit = (time.monotonic() if now is None else now) - self.max_age
         evicted = []
         while self._waiting:
-            oldest = next(iter(self._waiting.values()))
-            if oldest.received >= limit:
+            oldest_id, oldest = next(iter(self._waiting.items()))
+            if oldest.event.received >= limit:
                 break
-            evicted.append(self._waiting.popitem(last=False)[1])
+            evicted.append(self._pop(oldest_id))
         return evicted
 
 
@@ -348,10 +432,11 @@ def exchange_rows(exchange: Exchange, default_model_name: str) -> list[Predictio
         or exchange.request.id,
         "the response's request id",
     )
-    model_name = str(
-        response.get("model_name") or exchange.request.inference_service or default_model_name
+    model_name = _label(
+        response.get("model_name") or exchange.request.inference_service or default_model_name,
+        "model_name",
     )
-    model_version = str(response.get("model_version") or "unknown")
+    model_version = _label(response.get("model_version") or "unknown", "model_version")
     return [
         PredictionRow(
             request_id=request_id,
@@ -360,6 +445,7 @@ def exchange_rows(exchange: Exchange, default_model_name: str) -> list[Predictio
             model_version=model_version,
             features=record,
             prediction=prediction,
+            call_rows=len(records),
         )
         for index, (record, prediction) in enumerate(zip(records, predicted, strict=True))
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -28,6 +29,7 @@ from flywheel_mlops.predictions.records import (
 )
 from flywheel_mlops.predictions.tables import REQUEST_ID_MAX, feedback, metadata, predictions
 
+logger = logging.getLogger(__name__)
 BASE_COLUMNS = ("request_id", "row", "model_version", "logged_at")
 _KEY_CHUNK = 500  # request ids per IN (...) lookup
 _READ_CHUNK = 50_000  # rows per streamed partition in window()
@@ -202,9 +204,13 @@ class PredictionStore:
     def log_predictions(self, rows: Iterable[PredictionRow]) -> int:
         """Store predicted records in one transaction; returns how many were new.
 
-        Idempotent on (request_id, row): a row already stored is left as it is.
+        Idempotent on (request_id, row): a row already stored is left as it is. A request id
+        names one call: rows that give their call's size (`call_rows`) are not stored when the
+        id is already taken, in the log or earlier in `rows`, by a call of another size (a
+        client reused the id); that is logged, never mixed into the first call's rows.
         """
         now = datetime.now(UTC)
+        rows = list(rows)
         params: dict[tuple[str, int], dict[str, Any]] = {}
         for index, row in enumerate(rows):
             where = f"prediction {index}"
@@ -234,7 +240,45 @@ class PredictionStore:
             predictions.c.request_id
         )
         with self._begin() as connection:
-            return len(connection.execute(statement, list(params.values())).all())
+            kept = {(r.request_id, r.row) for r in self._without_reused_ids(connection, rows)}
+            values = [value for key, value in params.items() if key in kept]
+            if not values:
+                return 0
+            return len(connection.execute(statement, values).all())
+
+    def _without_reused_ids(
+        self, connection: Connection, rows: list[PredictionRow]
+    ) -> list[PredictionRow]:
+        """`rows` minus those of calls whose request id another call of a different size has."""
+        sizes: dict[str, int] = {}
+        for row in rows:
+            if row.call_rows is not None and isinstance(row.request_id, str):
+                sizes.setdefault(row.request_id, row.call_rows)
+        if not sizes:
+            return rows
+        stored: dict[str, int] = {}
+        for chunk in _chunks(sorted(sizes), _KEY_CHUNK):
+            counted = connection.execute(
+                select(predictions.c.request_id, func.count())
+                .where(predictions.c.request_id.in_(chunk))
+                .group_by(predictions.c.request_id)
+            )
+            stored.update({str(r[0]): int(r[1]) for r in counted})
+        kept, refused = [], set()
+        for row in rows:
+            size = stored.get(row.request_id, sizes.get(row.request_id))
+            if row.call_rows is None or size is None or row.call_rows == size:
+                kept.append(row)
+            elif (row.request_id, row.call_rows) not in refused:
+                refused.add((row.request_id, row.call_rows))
+                logger.warning(
+                    "request id %.100r names a call of %d records; a call of %d records "
+                    "reused it and was not logged",
+                    row.request_id,
+                    size,
+                    row.call_rows,
+                )
+        return kept
 
     def record_feedback(self, items: Iterable[FeedbackItem]) -> FeedbackResult:
         """Store actual outcomes; every item ends up joined, pending, duplicate or conflict.

@@ -149,7 +149,7 @@ def _tensor(
     if datatype == "BYTES":
         text = _strings(chunk, count, where)
         return TextInput(name, shape, text, parameters=parameters), None, offset + size
-    itemsize = to_np_dtype(datatype)(0).itemsize
+    itemsize = np.dtype(to_np_dtype(datatype)).itemsize  # BOOL maps to Python's bool
     if size != count * itemsize:
         raise InvalidInput(
             f"{where}: shape {shape} of {datatype} needs {count * itemsize} bytes, "

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import orjson
+from cloudevents.http import CloudEvent
 from cloudevents.sdk.converters.util import has_binary_headers
 from kserve.constants.constants import PredictorProtocol
 from kserve.errors import InvalidInput
@@ -42,6 +43,23 @@ class FlywheelDataPlane(DataPlane):
             body = _v1_json(body)
         return super().decode(body, headers, protocol_version, model_name)
 
+    def decode_cloudevent(self, body: Any) -> tuple[Any, dict[str, Any]]:
+        """A binary-mode CloudEvent's data, whether the SDK handed it over as bytes or (with
+        `ce-contenttype: application/json`) already parsed; KServe's own decoder assumes bytes."""
+        if isinstance(body, CloudEvent):
+            data = body.get_data()
+            attributes = dict(body.get_attributes())
+            if isinstance(data, bytes | bytearray | str):
+                raw = data.encode() if isinstance(data, str) else bytes(data)
+                return _v1_json(raw), attributes
+            if isinstance(data, dict):
+                return data, attributes
+            raise InvalidInput(
+                'the CloudEvent data must be a JSON object {"instances": [...]}, got '
+                f"{type(data).__name__}"
+            )
+        return super().decode_cloudevent(body)
+
     def decode_inference_request(
         self, body: Any, headers: dict[str, str], model_name: str
     ) -> InferRequest:
@@ -56,10 +74,12 @@ def _v1_json(body: bytes) -> Any:
         return orjson.loads(body)
     except orjson.JSONDecodeError as strict:
         try:
-            # The standard library reads NaN, Infinity and -Infinity; nothing else it accepts
-            # is refused by orjson, so any other malformed body still fails here.
-            return json.loads(body)
-        except (ValueError, RecursionError):
+            # The standard library reads NaN, Infinity and -Infinity, and lone surrogate
+            # escapes (not text: orjson refuses them, and so does this, below).
+            value = json.loads(body)
+            json.dumps(value, ensure_ascii=False).encode("utf-8")  # lone surrogates fail here
+        except (ValueError, RecursionError):  # UnicodeEncodeError is a ValueError
             raise InvalidInput(
                 f'the body is not valid JSON ({strict}); expected {{"instances": [{{...}}, ...]}}'
             ) from strict
+        return value

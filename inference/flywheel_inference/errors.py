@@ -24,10 +24,18 @@ from flywheel_mlops.errors import (
 )
 
 
+def answerable(message: str, limit: int = 2000) -> str:
+    """`message` as an answer can carry it: at most `limit` characters (a client's megabyte
+    value is not echoed back) and encodable (a lone surrogate a client sent is escaped)."""
+    if len(message) > limit:
+        message = f"{message[:limit]}... ({len(message) - limit} more characters)"
+    return message.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def to_kserve(error: FlywheelError, model_name: str) -> Exception:
     """The KServe exception that answers `error` with the status Flywheel declares for it."""
     if isinstance(error, InvalidInputError | ConfigError):
-        return InvalidInput(str(error))  # 400
+        return InvalidInput(answerable(str(error)))  # 400
     if isinstance(error, NotFoundError):
         return ModelNotFound(model_name)  # 404
     if isinstance(error, BundleIntegrityError):
@@ -93,4 +101,4 @@ async def request_validation_handler(_: Request, exc: Exception) -> ORJSONRespon
         shown = "" if isinstance(got, dict | list) else f", got {got!r}"
         parts.append(f"{where}: {error.get('msg', 'invalid')}{shown}")
     message = "; ".join(parts) or "the request body does not match the V2 inference request"
-    return ORJSONResponse(status_code=400, content={"error": message})
+    return ORJSONResponse(status_code=400, content={"error": answerable(message)})

@@ -46,7 +46,21 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info and record.exc_info[0] is not None:
             entry["exception"] = "".join(traceback.format_exception(*record.exc_info)).rstrip()
-        return orjson.dumps(entry, default=str).decode()
+        try:
+            return orjson.dumps(entry, default=str).decode()
+        except orjson.JSONEncodeError:  # text a client sent (a lone surrogate): escape it
+            return orjson.dumps(_printable(entry), default=str).decode()
+
+
+def _printable(value: Any) -> Any:
+    """`value` with every string made encodable (lone surrogates written as escapes)."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_printable(k): _printable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_printable(v) for v in value]
+    return value
 
 
 class ClientErrorFilter(logging.Filter):

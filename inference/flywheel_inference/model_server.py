@@ -8,9 +8,12 @@ from typing import Any
 from kserve.model import BaseKServeModel
 from kserve.model_server import ModelServer
 
+from flywheel_mlops.edge.limits import EdgeLimits, uvicorn_options
+
 
 class FlywheelModelServer(ModelServer):
-    """ModelServer that binds `host` and runs on the event loop `--event-loop` asked for.
+    """ModelServer that binds `host`, bounds what a connection holds, and runs on the event
+    loop `--event-loop` asked for.
 
     KServe 0.21 hard-codes host="0.0.0.0" in RESTServer's uvicorn config and offers no option.
     `setup_event_loop` is the last hook `start()` calls after building the REST server and
@@ -20,10 +23,14 @@ class FlywheelModelServer(ModelServer):
     responses. Everything else is KServe's own code path.
     """
 
-    def __init__(self, host: str = "0.0.0.0", **kwargs: Any):
-        """Args: host: interface to bind; kwargs: ModelServer's own arguments."""
+    def __init__(
+        self, host: str = "0.0.0.0", limits: EdgeLimits | None = None, **kwargs: Any
+    ) -> None:
+        """Args: host: interface to bind; limits: the edge policy whose transport half
+        (header buffer, keep-alive) uvicorn enforces; kwargs: ModelServer's own arguments."""
         super().__init__(**kwargs)
         self.host = host
+        self.limits = limits or EdgeLimits()
 
     def start(self, models: list[BaseKServeModel]) -> None:
         """Serve on uvloop when `event_loop` is auto or uvloop (and it is installed)."""
@@ -44,6 +51,8 @@ class FlywheelModelServer(ModelServer):
         rest = getattr(self, "_rest_server", None)
         if rest is not None:
             rest.config.host = self.host
+            for name, value in uvicorn_options(self.limits).items():
+                setattr(rest.config, name, value)
             # KServe always wraps its app in timing_asgi's TimingMiddleware, which takes two
             # getrusage readings and formats a log line for every request, then hands it to
             # the kserve.trace logger that Flywheel's logging keeps at DEBUG: a tenth of the

@@ -6,7 +6,6 @@ import asyncio
 import hashlib
 import logging
 import threading
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +17,13 @@ from kserve.protocol.infer_type import InferRequest, InferResponse
 
 from flywheel_inference.errors import to_kserve
 from flywheel_inference.metrics import ServingMetrics
-from flywheel_inference.v2_tensors import columns_from_request, infer_response, input_metadata
+from flywheel_inference.v2_tensors import (
+    columns_from_request,
+    infer_response,
+    input_metadata,
+    v2_log_bodies,
+)
+from flywheel_mlops.edge.request_ids import new_request_id, request_id_problem
 from flywheel_mlops.errors import FlywheelError, InvalidInputError
 from flywheel_mlops.predictions.payload_logger import PayloadLogger
 from flywheel_mlops.schema import Columns
@@ -211,7 +216,9 @@ class PickupPredictor(kserve.Model):
                 return canary[0]
         return self._served
 
-    async def _log_payload(self, request_id: str, request: Any, response: Any) -> None:
+    async def _log_payload(
+        self, request_id: str, request: dict[str, Any], response: dict[str, Any]
+    ) -> None:
         """Hand the exchange to the payload logger (never blocks the answer)."""
         logger = self._payload_logger
         if logger is None:
@@ -219,10 +226,7 @@ class PickupPredictor(kserve.Model):
         if not self._payload_logger_started:
             self._payload_logger_started = True
             await logger.start()
-        body = request.to_rest()[0] if isinstance(request, InferRequest) else request
-        answer = response.to_rest()[0] if isinstance(response, InferResponse) else response
-        if isinstance(body, dict) and isinstance(answer, dict):
-            logger.log(request_id, body, answer)
+        logger.log(request_id, request, response)
 
     def _activate(self, served: ServedModel, reason: str) -> None:
         # One reference assignment: a request sees the old bundle or the new one, never a mix.
@@ -267,6 +271,7 @@ class PickupPredictor(kserve.Model):
             # The reason (file paths included) is in the server's log, not in answers to clients.
             raise ModelNotReady(self.name, "Its bundle failed verification; see the server log.")
         try:
+            columns: dict[str, Any] = {}
             if isinstance(payload, InferRequest):
                 columns = columns_from_request(payload, served.bundle.schema, self.limits.max_batch)
                 rows = len(next(iter(columns.values())))
@@ -292,7 +297,13 @@ class PickupPredictor(kserve.Model):
                 }
         except FlywheelError as error:
             raise to_kserve(error, self.name) from error
-        await self._log_payload(request_id, payload, response)
+        if isinstance(payload, InferRequest):
+            # Built from what was predicted, not from to_rest(): binary tensors and binary
+            # outputs have no JSON form there, and every answered call must reach the log.
+            logged = v2_log_bodies(payload, columns, request_id, served, self.name, predictions)
+            await self._log_payload(request_id, *logged)
+        else:
+            await self._log_payload(request_id, payload, response)
         return response
 
     async def _run(self, rows: int, check: Any, data: Any, served: ServedModel) -> np.ndarray:
@@ -334,12 +345,21 @@ def _v1_instances(payload: Any, max_batch: int) -> list[Any]:
 
 
 def _request_id(headers: dict[str, str] | None, payload: Any) -> str:
-    """The client's x-request-id, else the V2 request's id, else a new one."""
-    if headers and headers.get(REQUEST_ID):
-        return headers[REQUEST_ID]
+    """The client's x-request-id, else the V2 request's id, else a new one.
+
+    A header id that breaks the request id rule is replaced (the HTTP gate has done so already
+    and said so; this covers gRPC); a V2 `id` that breaks it is refused with 400 before
+    anything is predicted, since the client named the call by it.
+    """
+    given = headers.get(REQUEST_ID) if headers else None
+    if given:
+        return given if request_id_problem(given) is None else new_request_id()
     if isinstance(payload, InferRequest) and payload.id:
+        problem = request_id_problem(payload.id)
+        if problem is not None:
+            raise InvalidInput(f"id (the request id) {problem}")
         return str(payload.id)
-    return uuid.uuid4().hex
+    return new_request_id()
 
 
 def _json_type(value: Any) -> str:

@@ -1,21 +1,24 @@
 """ASGI middleware in front of KServe's routes: what KServe leaves to each model server.
 
 For inference requests (V1 :predict, V2 /infer) it checks, before KServe reads anything: the
-bearer token, the model name, the content type, the body size and the number of requests in
-flight; it gives every answer a request id; it counts every answer by protocol and status; it
-writes one JSON log line per request (a rejection is one line, not a traceback); and it turns an
-exception that escaped KServe into a 500 that does not echo internal text.
+header size, the bearer token, the model name, the content type and the declared body size; it
+then reads the body under the edge policy's size, time and depth limits, and only a request
+whose body has arrived counts against the concurrency cap (a client that sends its body slowly
+holds a connection, not a slot). It replaces a client's `x-request-id` that breaks the request
+id rule with a new one (and says so in `x-request-id-replaced`); gives every answer a request
+id; counts every answer by protocol and status; writes one JSON log line per request (a
+rejection is one line, not a traceback); and turns an exception that escaped KServe into a 500
+that does not echo internal text.
 """
 
 from __future__ import annotations
 
-import hmac
+import asyncio
 import logging
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Collection, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -29,7 +32,11 @@ from flywheel_inference.errors import (
     UnsupportedMediaType,
 )
 from flywheel_inference.metrics import ServingMetrics
-from flywheel_mlops.edge.asgi_body import BodyTooLarge, read_body, replaying
+from flywheel_mlops.edge.asgi_body import read_body, replaying
+from flywheel_mlops.edge.auth import bearer_problem
+from flywheel_mlops.edge.json_depth import check_json_depth
+from flywheel_mlops.edge.limits import EdgeLimits, EdgeRefusal, check_headers
+from flywheel_mlops.edge.request_ids import new_request_id, request_id_problem
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -61,16 +68,17 @@ _OPEN = re.compile(
 )
 _V1_TYPES = frozenset({"application/json", "application/cloudevents+json"})
 _BINARY_HEADER = b"inference-header-content-length"
-_SAFE_ID = re.compile(r"^[\w.:@/+=-]{1,128}$")
 _ERROR_BODY_BYTES = 2048
+_THREAD_BYTES = 256 * 1024  # bodies larger than this are measured off the event loop
+REPLACED_ID = "x-request-id-replaced"
 
 
 @dataclass(frozen=True)
 class GateOptions:
     """Limits the gate enforces; every field is a predictor command-line option."""
 
-    max_body_bytes: int = 8 * 1024 * 1024
-    """Largest request body accepted (413 beyond)."""
+    limits: EdgeLimits = field(default_factory=EdgeLimits)
+    """Body size, JSON depth, body time and header size limits (shared with the service)."""
 
     max_concurrency: int = 64
     """Inference requests served at once; more get 503 with Retry-After (0: no cap)."""
@@ -109,6 +117,13 @@ class RequestGate:
             return
         path: str = scope["path"]
         route = _inference_route(path) if scope["method"] == "POST" else None
+        try:
+            check_headers(scope.get("headers", []), self.options.limits.max_header_bytes)
+        except EdgeRefusal as too_large:
+            await self._answer(
+                scope, send, _rejection(too_large), "other", "", time.perf_counter(), {}
+            )
+            return
         headers = _headers(scope)
         if route is None:
             refused = _refused(path)
@@ -116,7 +131,7 @@ class RequestGate:
                 await self._answer(scope, send, refused, "other", "", time.perf_counter(), headers)
                 return
             if self.options.api_token and not _OPEN.match(path):
-                problem = self._auth_problem(headers)
+                problem = self._auth_problem(scope)
                 if problem is not None:
                     await self._answer(
                         scope, send, problem, "other", "", time.perf_counter(), headers
@@ -126,26 +141,61 @@ class RequestGate:
             return
         protocol, model = route
         started = time.perf_counter()
-        refusal = self._check(headers, protocol, model)
+        scope, replaced = _normalized_id(scope, headers)
+        if replaced:
+            headers = _headers(scope)
+        refusal = self._check(scope, headers, protocol, model)
         if refusal is not None:
             await self._answer(scope, send, refusal, protocol, model, started, headers)
+            return
+        try:
+            body = await self._read(receive, headers)
+        except EdgeRefusal as edge:
+            await self._answer(scope, send, _rejection(edge), protocol, model, started, headers)
+            return
+        if body is None:  # the client went away
+            return
+        # Counted only now: a body still arriving takes a connection, not a slot.
+        overloaded = self._overloaded()
+        if overloaded is not None:
+            await self._answer(scope, send, overloaded, protocol, model, started, headers)
             return
         self.inflight += 1
         self.metrics.inflight.inc()
         try:
-            try:
-                body = await read_body(receive, self.options.max_body_bytes)
-            except BodyTooLarge as too_large:
-                await self._answer(
-                    scope, send, PayloadTooLarge(str(too_large)), protocol, model, started, headers
-                )
-                return
-            if body is None:  # the client went away
-                return
-            await self._forward(scope, receive, send, body, protocol, model, started, headers)
+            await self._forward(
+                scope, receive, send, body, protocol, model, started, headers, replaced
+            )
         finally:
             self.inflight -= 1
             self.metrics.inflight.dec()
+
+    async def _read(self, receive: Receive, headers: dict[bytes, bytes]) -> bytes | None:
+        """The body under the edge limits; the JSON part of it no deeper than allowed."""
+        limits = self.options.limits
+        body = await read_body(receive, limits.max_body_bytes, limits.body_timeout)
+        if not body:
+            return body
+        json_part = body
+        binary = headers.get(_BINARY_HEADER, b"")
+        if binary:
+            # Binary tensor data: only the JSON header before it nests; the decoder checks
+            # the framing (a header length that is not a number is refused there).
+            json_part = body[: int(binary)] if binary.isdigit() else b""
+        if len(json_part) > _THREAD_BYTES:
+            await asyncio.to_thread(check_json_depth, json_part, limits.max_json_depth)
+        else:
+            check_json_depth(json_part, limits.max_json_depth)
+        return body
+
+    def _overloaded(self) -> Overloaded | None:
+        cap = self.options.max_concurrency
+        if cap and self.inflight >= cap:
+            return Overloaded(
+                f"{self.inflight} requests are in flight, the cap is {cap}; "
+                f"retry after the Retry-After delay"
+            )
+        return None
 
     async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Any other route, as KServe answers it, except that an escaped exception becomes a
@@ -162,12 +212,14 @@ class RequestGate:
         except Exception:
             if started:
                 raise
-            await _internal_error(scope, send, uuid.uuid4().hex, {})
+            await _internal_error(scope, send, new_request_id(), {})
 
-    def _check(self, headers: dict[bytes, bytes], protocol: str, model: str) -> Rejection | None:
+    def _check(
+        self, scope: Scope, headers: dict[bytes, bytes], protocol: str, model: str
+    ) -> Rejection | None:
         """The first reason to refuse the request without reading its body, or None."""
         if self.options.api_token:
-            problem = self._auth_problem(headers)
+            problem = self._auth_problem(scope)
             if problem is not None:
                 return problem
         if model not in self.model_names:
@@ -190,28 +242,22 @@ class RequestGate:
         if length is not None:
             if not length.isdigit():
                 return Rejection(f"content-length must be a number of bytes, got {length!r}")
-            if int(length) > self.options.max_body_bytes:
+            limit = self.options.limits.max_body_bytes
+            if int(length) > limit:
                 return PayloadTooLarge(
-                    f"the body is {int(length)} bytes; at most "
-                    f"{self.options.max_body_bytes} are accepted"
+                    f"the body is {int(length)} bytes; at most {limit} are accepted"
                 )
-        cap = self.options.max_concurrency
-        if cap and self.inflight >= cap:
-            return Overloaded(
-                f"{self.inflight} requests are in flight, the cap is {cap}; "
-                f"retry after the Retry-After delay"
-            )
-        return None
+        # Refused before the body is read when the cap is already reached; checked again
+        # once the body is in, when the request would take a slot.
+        return self._overloaded()
 
-    def _auth_problem(self, headers: dict[bytes, bytes]) -> Unauthorized | None:
-        given = headers.get(b"authorization", b"")
-        expected = f"Bearer {self.options.api_token}".encode()
-        if hmac.compare_digest(given, expected):
+    def _auth_problem(self, scope: Scope) -> Unauthorized | None:
+        found = bearer_problem(scope.get("headers", []), self.options.api_token)
+        if found is None:
             return None
-        what = "no Authorization header" if not given else "a different token"
         return Unauthorized(
             f"this server requires a bearer token (Authorization: Bearer ...); "
-            f"the request carried {what}"
+            f"the request carried {found}"
         )
 
     async def _forward(
@@ -224,9 +270,10 @@ class RequestGate:
         model: str,
         started: float,
         headers: dict[bytes, bytes],
+        replaced: str,
     ) -> None:
         """Hand the buffered body to KServe and watch what it answers."""
-        fallback_id = _client_id(headers) or uuid.uuid4().hex
+        fallback_id = _client_id(headers) or new_request_id()
         seen: dict[str, Any] = {"status": 0, "request_id": fallback_id, "version": "", "error": b""}
         replay = replaying(body, receive)
 
@@ -239,6 +286,8 @@ class RequestGate:
                     seen["request_id"] = names[b"x-request-id"].decode("latin-1")
                 else:
                     response_headers.append((b"x-request-id", fallback_id.encode()))
+                if replaced:
+                    response_headers.append((REPLACED_ID.encode(), replaced.encode()))
                 seen["version"] = names.get(b"x-model-version", b"").decode("latin-1")
                 message = {**message, "headers": response_headers}
             elif (
@@ -277,7 +326,7 @@ class RequestGate:
         started: float,
         headers: dict[bytes, bytes],
     ) -> None:
-        request_id = _client_id(headers) or uuid.uuid4().hex
+        request_id = _client_id(headers) or new_request_id()
         await _send_json(
             send,
             rejection.status,
@@ -340,7 +389,32 @@ def _headers(scope: Scope) -> dict[bytes, bytes]:
 
 def _client_id(headers: dict[bytes, bytes]) -> str | None:
     value = headers.get(b"x-request-id", b"").decode("latin-1")
-    return value if _SAFE_ID.match(value) else None
+    return value if request_id_problem(value) is None else None
+
+
+def _normalized_id(scope: Scope, headers: dict[bytes, bytes]) -> tuple[Scope, str]:
+    """`scope` with a client's invalid x-request-id replaced by a new one, and why ('' if not).
+
+    The predictor answers and logs under the id in the headers, so a bad id never reaches the
+    response headers or the prediction log (where it would sink the other rows of a batch).
+    """
+    given = headers.get(b"x-request-id")
+    if given is None:
+        return scope, ""
+    problem = request_id_problem(given.decode("latin-1"))
+    if problem is None:
+        return scope, ""
+    fresh = new_request_id().encode()
+    kept = [(k, v) for k, v in scope["headers"] if k.lower() != b"x-request-id"]
+    why = f"the x-request-id sent {problem}; this request's id is {fresh.decode()}"
+    return {**scope, "headers": [*kept, (b"x-request-id", fresh)]}, why
+
+
+def _rejection(refusal: EdgeRefusal) -> Rejection:
+    """An edge refusal as the gate's own answer (same status, same message)."""
+    rejection = Rejection(refusal.message)
+    rejection.status = refusal.status
+    return rejection
 
 
 async def _internal_error(scope: Scope, send: Send, request_id: str, extra: dict[str, str]) -> None:

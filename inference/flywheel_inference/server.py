@@ -15,6 +15,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from flywheel_mlops.edge.limits import EdgeLimits
 from flywheel_mlops.registry import Registry
 from flywheel_mlops.registry.aliases import Alias
 from flywheel_mlops.serving.bundle_source import BundleSource, ModelDirSource, RegistrySource
@@ -74,8 +75,26 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     flywheel.add_argument(
         "--max_body_bytes",
         type=int,
-        default=8 * 1024 * 1024,
+        default=EdgeLimits.max_body_bytes,
         help="Largest request body (413 beyond).",
+    )
+    flywheel.add_argument(
+        "--max_json_depth",
+        type=int,
+        default=EdgeLimits.max_json_depth,
+        help="Deepest nesting of arrays and objects in a JSON body (400 beyond).",
+    )
+    flywheel.add_argument(
+        "--body_timeout",
+        type=float,
+        default=EdgeLimits.body_timeout,
+        help="Seconds a request body may take to arrive after its headers (408 beyond).",
+    )
+    flywheel.add_argument(
+        "--max_header_bytes",
+        type=int,
+        default=EdgeLimits.max_header_bytes,
+        help="Total size of a request's headers (431 beyond).",
     )
     flywheel.add_argument(
         "--max_concurrency",
@@ -184,6 +203,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     if server_plan.grpc_note:
         log.warning(server_plan.grpc_note)
 
+    limits = EdgeLimits(
+        max_body_bytes=args.max_body_bytes,
+        max_json_depth=args.max_json_depth,
+        body_timeout=args.body_timeout,
+        max_header_bytes=args.max_header_bytes,
+        keep_alive_timeout=args.timeout_keep_alive,
+    )
     metrics = ServingMetrics()
     predictor = PickupPredictor(
         args.model_name,
@@ -203,6 +229,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     server = FlywheelModelServer(
         host=args.host,
+        limits=limits,
         http_port=args.http_port,
         grpc_port=args.grpc_port,
         workers=1,
@@ -221,7 +248,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     app.add_middleware(
         RequestGate,
         options=GateOptions(
-            max_body_bytes=args.max_body_bytes,
+            limits=limits,
             max_concurrency=args.max_concurrency,
             api_token=settings.api_token,
         ),

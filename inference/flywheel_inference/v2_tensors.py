@@ -162,3 +162,42 @@ def infer_response(
         requested_outputs=request.request_outputs,
         parameters={"request_id": request_id},
     )
+
+
+def v2_log_bodies(
+    request: InferRequest,
+    columns: dict[str, Any],
+    request_id: str,
+    served: Any,
+    model_name: str,
+    predictions: np.ndarray,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The V2 request and answer as JSON bodies for the prediction log, binary or not.
+
+    Inputs are the checked columns (one value per record), so a binary tensor is logged with
+    the values the model saw; the answer is the predictions as a JSON FP64 output.
+    """
+    datatypes = {tensor.name: tensor.datatype for tensor in request.inputs}
+    inputs = [
+        {
+            "name": name,
+            "shape": [len(values)],
+            "datatype": datatypes.get(name, "BYTES"),
+            "data": values.tolist() if isinstance(values, np.ndarray) else list(values),
+        }
+        for name, values in columns.items()
+    ]
+    answer = {
+        "id": request_id,
+        "model_name": model_name,
+        "model_version": served.version,
+        "outputs": [
+            {
+                "name": served.target,
+                "shape": [len(predictions)],
+                "datatype": "FP64",
+                "data": np.asarray(predictions, dtype=np.float64).tolist(),
+            }
+        ],
+    }
+    return {"id": request_id, "inputs": inputs}, answer

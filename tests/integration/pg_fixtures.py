@@ -16,6 +16,7 @@ import httpx
 import pytest
 import uvicorn
 
+from flywheel_mlops.edge.limits import uvicorn_options
 from flywheel_mlops.predictions.service import ServiceSettings, create_app
 from flywheel_mlops.processes import free_port
 from tests.postgres import PostgresServer, find_bin_dir
@@ -89,6 +90,7 @@ class ServiceThread:
                 log_level="warning",
                 lifespan="on",
                 timeout_graceful_shutdown=5,
+                **uvicorn_options(settings.edge_limits()),
             )
         )
         self.thread = threading.Thread(

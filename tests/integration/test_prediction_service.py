@@ -182,3 +182,131 @@ def test_bad_feedback_gets_a_4xx_naming_the_field(
     answer = httpx.post(service.url + "/v1/feedback", json=body, timeout=10)
     assert answer.status_code == 422
     assert answer.json()["detail"].startswith(field)
+
+
+def structured(kind: str, event_id: str, data: object) -> dict[str, object]:
+    """One structured CloudEvent of a batch."""
+    type_ = f"org.kubeflow.serving.inference.{kind}"
+    return {"specversion": "1.0", "id": event_id, "type": type_, "source": "t", "data": data}
+
+
+def call_events(event_id: str, records: int, **response: object) -> list[dict[str, object]]:
+    """The request and response events of one call of `records` records."""
+    answer = {"predictions": [1.0] * records, "model_version": "v0001", **response}
+    return [
+        structured("request", event_id, {"instances": [{"x": i} for i in range(records)]}),
+        structured("response", event_id, answer),
+    ]
+
+
+def post_batch(client: httpx.Client, events: list[object]) -> httpx.Response:
+    """A batch of structured events, as the payload logger sends them."""
+    return client.post(
+        "/v1/events",
+        content=orjson.dumps(events),
+        headers={"content-type": "application/cloudevents-batch+json"},
+    )
+
+
+def test_a_batch_is_judged_per_event_and_the_answer_names_every_refusal(
+    start_service: ServiceFactory, tmp_path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'log.sqlite'}"
+    service = start_service(database_url=url)
+    good = call_events("good-1", 2, request_id="good-1")
+    bad = [
+        structured("request", "tab\there", {"instances": [{"x": 1}]}),  # 2: id rule
+        structured("request", "x" * 300, {"instances": [{"x": 1}]}),  # 3: id rule
+        "not an object",  # 4
+        *call_events("mismatch", 2, predictions=[1.0]),  # 5, 6: 2 records, 1 prediction
+        *call_events("long-version", 1, model_version="v" * 300),  # 7, 8
+        *call_events("bad-answer-id", 1, request_id="nb\u00a0sp"),  # 9, 10
+    ]
+    more_good = call_events("good-2", 3)
+    with httpx.Client(base_url=service.url, timeout=10) as client:
+        answer = post_batch(client, [*good, *bad, *more_good])
+    assert answer.status_code == 202, answer.text
+    body = answer.json()
+    assert body["events"] == 13
+    assert body["rows"] == 5
+    assert [r["index"] for r in body["refused"]] == [2, 3, 4, 6, 8, 10]
+    reasons = " | ".join(r["reason"] for r in body["refused"])
+    for says in ("'\\t' at position 3", "at most 256 characters", "2 records but", "model_version"):
+        assert says in reasons
+    store = PredictionStore(url)
+    assert sorted(store.window(None, None)["request_id"]) == ["good-1"] * 2 + ["good-2"] * 3
+    store.close()
+
+
+def test_a_batch_with_nothing_to_take_gets_400_listing_each_event(
+    start_service: ServiceFactory, tmp_path
+) -> None:
+    service = start_service(database_url=f"sqlite:///{tmp_path / 'log.sqlite'}")
+    with httpx.Client(base_url=service.url, timeout=10) as client:
+        answer = post_batch(client, [structured("request", "a b", {}), 7])
+    assert answer.status_code == 400
+    assert [e["index"] for e in answer.json()["errors"]] == [0, 1]
+
+
+@pytest.mark.parametrize("same_delivery", [True, False])
+def test_a_reused_request_id_with_another_batch_size_never_mixes_two_calls(
+    start_service: ServiceFactory, tmp_path, same_delivery: bool
+) -> None:
+    url = f"sqlite:///{tmp_path / 'log.sqlite'}"
+    service = start_service(database_url=url)
+    first = call_events("ce-1", 3, request_id="reused")
+    second = call_events("ce-2", 5, request_id="reused")
+    with httpx.Client(base_url=service.url, timeout=10) as client:
+        if same_delivery:
+            assert post_batch(client, [*first, *second]).status_code == 202
+        else:
+            assert post_batch(client, first).status_code == 202
+            assert post_batch(client, second).status_code == 202
+            assert post_batch(client, first).status_code == 202  # a redelivery is a no-op
+    store = PredictionStore(url)
+    window = store.window(None, None)
+    store.close()
+    assert list(window["row"]) == [0, 1, 2], "the first call keeps the id, whole and alone"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"request_id": "a", "actual": True}, "actual"),
+        ({"request_id": "a", "actual": "3"}, "actual"),
+        ({"request_id": "a\u2028b", "actual": 1}, "request_id"),
+        ({"request_id": "a\x01", "actual": 1}, "request_id"),
+        ({"request_id": "x" * 257, "actual": 1}, "request_id"),
+    ],
+)
+def test_feedback_a_prediction_could_never_match_is_refused_naming_the_field(
+    start_service: ServiceFactory, tmp_path, body: dict, field: str
+) -> None:
+    service = start_service(database_url=f"sqlite:///{tmp_path / 'log.sqlite'}")
+    answer = httpx.post(f"{service.url}/v1/feedback", json=body, timeout=10)
+    assert answer.status_code == 422
+    assert answer.json()["errors"][0]["field"] == field
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "status"),
+    [
+        ({}, b"{not json", 401),
+        ({}, b'{"request_id": "a"}', 401),
+        ({"authorization": "bearer  s3cret-token"}, b"{not json", 422),
+        ({"authorization": "BEARER s3cret-token"}, b'{"request_id": "a", "actual": 1}', 202),
+    ],
+)
+def test_authentication_comes_before_the_body_and_parses_like_the_predictor(
+    start_service: ServiceFactory, tmp_path, headers: dict[str, str], body: bytes, status: int
+) -> None:
+    service = start_service(
+        database_url=f"sqlite:///{tmp_path / 'log.sqlite'}", api_token="s3cret-token"
+    )
+    answer = httpx.post(
+        f"{service.url}/v1/feedback",
+        content=body,
+        headers={"content-type": "application/json", **headers},
+        timeout=10,
+    )
+    assert answer.status_code == status, answer.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import httpx
@@ -108,3 +109,82 @@ def test_a_full_buffer_answers_503_and_every_resent_item_arrives(
     store = PredictionStore(url)
     assert store.counts()["feedback"] == 30
     store.close()
+
+
+def nested(depth: int) -> object:
+    """A JSON value `depth` lists deep."""
+    value: object = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def send_pair(client: httpx.Client, call: str, features: dict[str, object]) -> tuple[int, int]:
+    """One single-record call as the payload logger delivers it (request and response events)."""
+    statuses = []
+    for kind, body in (
+        ("request", {"instances": [features]}),
+        ("response", {"predictions": [1.0], "model_version": "v0001", "request_id": call}),
+    ):
+        statuses.append(
+            client.post(
+                "/v1/events",
+                content=json.dumps(body),  # orjson stops at 255 levels; the poison has more
+                headers=event_headers(f"ce-{call}", kind, "test"),  # type: ignore[arg-type]
+            ).status_code
+        )
+    return statuses[0], statuses[1]
+
+
+def test_a_poison_row_buffered_during_an_outage_is_quarantined_and_every_other_row_arrives(
+    own_postgres: PostgresServer, start_service: ServiceFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = own_postgres.url("flywheel")
+    # The edge refuses deep bodies by default; the limit is raised so the poison row (one the
+    # database cannot take: its JSON encoder stops at 255 levels) reaches the flusher.
+    service = start_service(database_url=url, retry_max_wait=0.3, max_json_depth=400)
+    with httpx.Client(base_url=service.url, timeout=10) as client:
+        assert send_pair(client, "before", {"x": 0}) == (202, 202)
+        own_postgres.stop()
+        answers = [send_pair(client, f"good-{i}", {"x": i}) for i in range(10)]
+        answers.append(send_pair(client, "poison", {"x": nested(300)}))
+        answers += [send_pair(client, f"good-{i}", {"x": i}) for i in range(10, 20)]
+        assert set(answers) == {(202, 202)}
+        assert client.get("/healthz").json()["buffered_rows"] == 21
+        own_postgres.start()
+        wait_until_flushed(client)
+        health = client.get("/readyz")
+        assert health.status_code == 200
+        assert health.json()["quarantined_rows"] == 1
+        assert send_pair(client, "after", {"x": 1}) == (202, 202)
+    store = PredictionStore(url)
+    ids = set(store.window(None, None)["request_id"])
+    store.close()
+    assert ids == {"before", "after"} | {f"good-{i}" for i in range(20)}
+    assert any("quarantined a predictions row" in r.getMessage() for r in caplog.records)
+
+
+def test_a_dead_flusher_turns_readiness_503_and_the_lost_rows_are_logged_at_shutdown(
+    own_postgres: PostgresServer, start_service: ServiceFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = own_postgres.url("flywheel")
+    service = start_service(database_url=url, retry_max_wait=0.3)
+    buffer = service.app.state.buffer
+
+    def broken() -> None:
+        raise RuntimeError("a bug in the flusher")
+
+    buffer._next_batch = broken  # the one thing the flusher runs unguarded
+    with httpx.Client(base_url=service.url, timeout=10) as client:
+        own_postgres.stop()
+        assert send_pair(client, "held", {"x": 1}) == (202, 202)
+        own_postgres.start()
+        deadline = time.monotonic() + 10
+        while client.get("/readyz").status_code == 200 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        ready = client.get("/readyz")
+        assert ready.status_code == 503
+        assert "flusher stopped" in ready.json()["detail"]
+        assert send_pair(client, "later", {"x": 1})[1] == 503
+    service.stop()
+    assert any("they are lost" in r.getMessage() for r in caplog.records)

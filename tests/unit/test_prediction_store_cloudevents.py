@@ -88,7 +88,8 @@ def test_structured_and_batched_events_are_parsed_like_binary_ones() -> None:
     ("drop", "change", "body", "message"),
     [
         ("ce-specversion", {}, b"{}", "ce-specversion is missing"),
-        ("ce-id", {}, b"{}", "header ce-id must be a non-empty string"),
+        ("ce-id", {}, b"{}", r"header ce-id \(the request id\) must be a string"),
+        (None, {"ce-id": "a\tb"}, b"{}", "must be visible ASCII characters only"),
         (None, {"ce-type": "com.example.other"}, b"{}", "header ce-type must be"),
         (None, {}, b"[1, 2]", "must be a JSON object, got a JSON list"),
         (None, {}, b"{not json", "must be JSON, got invalid JSON"),
@@ -140,10 +141,33 @@ def test_waiting_halves_are_bounded_and_the_evicted_ones_returned() -> None:
 
 def test_halves_older_than_max_age_expire() -> None:
     pairer = EventPairer(max_age=10.0)
-    pairer._waiting["old"] = event("request", {}, "old", received=100.0)
-    pairer._waiting["new"] = event("request", {}, "new", received=105.0)
-    assert [e.id for e in pairer.expire(now=112.0)] == ["old"]
+    now = time.monotonic()
+    pairer.add(event("request", {}, "old", received=now - 5))
+    pairer.add(event("request", {}, "new", received=now))
+    assert [e.id for e in pairer.expire(now=now + 7)] == ["old"]
     assert len(pairer) == 1
+
+
+def test_waiting_halves_are_bounded_by_the_bytes_of_their_bodies() -> None:
+    pairer = EventPairer(max_bytes=10_000)
+    big = {"instances": [{"x": "a" * 1000}]}  # about 1 KB of JSON
+    evicted = []
+    for i in range(30):
+        evicted += pairer.add(event("request", big, f"call-{i}"))[1]
+    assert pairer.bytes <= 10_000
+    assert len(pairer) + len(evicted) == 30
+    assert [e.id for e in evicted] == [f"call-{i}" for i in range(len(evicted))]
+    # A waiting half keeps its body (as JSON bytes) and gets it back when paired.
+    exchange, _ = pairer.add(event("response", V1_RESPONSE, "call-29"))
+    assert exchange is not None
+    assert exchange.request.body == big
+
+
+def test_a_half_larger_than_the_whole_allowance_is_evicted_at_once() -> None:
+    pairer = EventPairer(max_bytes=100)
+    _, evicted = pairer.add(event("request", {"instances": [{"x": "a" * 500}]}, "huge"))
+    assert [e.id for e in evicted] == ["huge"]
+    assert pairer.bytes == 0
 
 
 @pytest.mark.parametrize(

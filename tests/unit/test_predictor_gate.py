@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from flywheel_inference.metrics import ServingMetrics
 from flywheel_inference.request_gate import GateOptions, RequestGate
+from flywheel_mlops.edge.limits import EdgeLimits
 
 MODEL = "pickup-eta"
 V1 = f"/v1/models/{MODEL}:predict"
@@ -40,9 +41,14 @@ async def echo_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 def gate(**options: Any) -> tuple[RequestGate, CollectorRegistry]:
+    """A gate around echo_app; edge limits (max_body_bytes...) and gate options by keyword."""
     registry = CollectorRegistry()
+    edge = {k: options.pop(k) for k in list(options) if k in EdgeLimits.__dataclass_fields__}
     return RequestGate(
-        echo_app, GateOptions(**options), ServingMetrics(registry), {MODEL: 1}
+        echo_app,
+        GateOptions(limits=EdgeLimits(**edge), **options),
+        ServingMetrics(registry),
+        {MODEL: 1},
     ), registry
 
 
@@ -197,3 +203,54 @@ def test_a_configured_token_is_required_on_inference(headers: dict[str, str], st
 def test_probes_and_scrapes_need_no_token_but_everything_else_does(path: str, status: int) -> None:
     app, _ = gate(api_token="s3cret")
     assert call(app, "GET", path).status_code == status
+
+
+def test_a_request_whose_body_is_still_arriving_takes_no_slot() -> None:
+    app, _ = gate(max_concurrency=1, body_timeout=0.5)
+
+    async def slow_then_quick() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+
+        async def trickle():  # one byte every 0.1 s: past body_timeout
+            for _ in range(20):
+                await asyncio.sleep(0.1)
+                yield b"["
+
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            slow = asyncio.create_task(client.post(V1, content=trickle()))
+            await asyncio.sleep(0.15)
+            quick = [await client.post(V1, content=b"{}") for _ in range(3)]
+            return [await slow, *quick]
+
+    slow, *quick = asyncio.run(slow_then_quick())
+    assert [q.status_code for q in quick] == [200, 200, 200]
+    assert slow.status_code == 408
+    assert "within 0.5 s" in slow.json()["error"]
+    assert app.inflight == 0
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "status", "says"),
+    [
+        ({"x-filler": "a" * 20_000}, b"{}", 431, "at most 16384 bytes"),
+        ({}, b"[" * 65 + b"]" * 65, 400, "at most 64 levels"),
+        ({}, b'{"a": "' + b"[" * 100 + b'"}', 200, ""),
+    ],
+    ids=["headers", "deep", "brackets in a string"],
+)
+def test_the_edge_limits_answer_before_the_app(
+    headers: dict[str, str], body: bytes, status: int, says: str
+) -> None:
+    app, _ = gate()
+    response = call(app, "POST", V1, content=body, headers=headers)
+    assert response.status_code == status
+    assert says in response.text
+
+
+@pytest.mark.parametrize("bad", ["x" * 300, "a\tb", "nb\xa0sp"])
+def test_a_client_id_that_breaks_the_rule_is_replaced_and_the_answer_says_so(bad: str) -> None:
+    app, _ = gate()
+    response = call(app, "POST", V1, content=b"{}", headers={"x-request-id": bad.encode("latin-1")})
+    assert response.status_code == 200
+    assert response.headers["x-request-id"] != bad
+    assert "the x-request-id sent must" in response.headers["x-request-id-replaced"]

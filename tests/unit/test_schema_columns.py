@@ -102,6 +102,10 @@ def test_other_iso_forms_still_parse_as_pandas_does(stamp: str) -> None:
         "1677-09-21T00:12:43",
         "NaT",
         "2026-13-02T08:00:00",
+        "now",
+        "today",
+        "tomorrow",
+        " 2026-03-02T08:00:00",
     ],
 )
 @pytest.mark.parametrize("form", ["list", "str array", "bytes"])

@@ -3,10 +3,11 @@
 # No `from __future__ import annotations`: the feedback body's type is built per app in
 # create_app, and FastAPI must see the real type, not a string it cannot resolve.
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping
-from typing import Annotated, Any
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Body, Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
@@ -28,14 +29,16 @@ from flywheel_mlops.predictions.cloudevents import (
     BATCH,
     STRUCTURED,
     EventPairer,
+    Exchange,
     InferenceEvent,
+    Refusal,
     exchange_rows,
-    parse_events,
+    parse_delivery,
 )
 from flywheel_mlops.predictions.service.auth import bearer_guard
 from flywheel_mlops.predictions.service.metrics import ServiceMetrics
 from flywheel_mlops.predictions.service.middleware import (
-    BodyLimitMiddleware,
+    EdgeMiddleware,
     InternalErrorMiddleware,
 )
 from flywheel_mlops.predictions.service.schemas import (
@@ -45,21 +48,29 @@ from flywheel_mlops.predictions.service.schemas import (
     FeedbackOut,
     Health,
     Problem,
+    RefusalOut,
     feedback_body,
 )
 from flywheel_mlops.predictions.service.settings import ServiceSettings
-from flywheel_mlops.predictions.service.write_buffer import BufferFull, WriteBuffer
+from flywheel_mlops.predictions.service.write_buffer import (
+    BufferFull,
+    FlusherStopped,
+    WriteBuffer,
+)
 
 logger = logging.getLogger("flywheel.prediction_service")
+T = TypeVar("T")
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": Problem, "description": text}
     for status, text in {
         400: "The input does not match what was expected; the detail names the field.",
         401: "A bearer token is configured and the request did not carry it.",
+        408: "The body did not arrive in time (body_timeout).",
         413: "The body is larger than the configured limit.",
         415: "The event body is not JSON.",
         422: "The body does not match the schema; the detail names the field.",
+        431: "The request headers are larger than the configured limit.",
         503: "The database is down and the write buffer is full; retry after Retry-After.",
     }.items()
 }
@@ -98,8 +109,11 @@ def create_app(settings: ServiceSettings, store: PredictionStore | None = None) 
     store = store or PredictionStore(settings.database)
     metrics = ServiceMetrics()
     buffer = WriteBuffer(store, metrics, settings.buffer_max_rows, settings.retry_max_wait)
-    pairer = EventPairer(settings.pairing_max_waiting, settings.pairing_max_age)
+    pairer = EventPairer(
+        settings.pairing_max_waiting, settings.pairing_max_age, settings.pairing_max_bytes
+    )
     guard = [Depends(bearer_guard(settings.api_token))]
+    parsing = asyncio.Semaphore(settings.max_parallel_parses)
     FeedbackBody = feedback_body(settings.max_feedback_items)
 
     @contextlib.asynccontextmanager
@@ -162,7 +176,7 @@ def create_app(settings: ServiceSettings, store: PredictionStore | None = None) 
     @app.exception_handler(FlywheelError)
     async def flywheel_error(request: Request, error: FlywheelError) -> JSONResponse:
         headers = None
-        if isinstance(error, BufferFull | DatabaseUnavailable):
+        if isinstance(error, BufferFull | DatabaseUnavailable | FlusherStopped):
             headers = {"Retry-After": str(settings.retry_after_seconds)}
             logger.warning("answered 503 on %s: %s", request.url.path, error)
         return problem(request, error.status_code, str(error), headers=headers)
@@ -170,22 +184,30 @@ def create_app(settings: ServiceSettings, store: PredictionStore | None = None) 
     @app.get("/healthz", response_model=Health, tags=["health"])
     async def healthz() -> Health:
         """The process is up (whatever the database does)."""
-        return Health(status="ok", buffered_rows=buffer.rows)
+        return Health(status="ok", buffered_rows=buffer.rows, quarantined_rows=buffer.quarantined)
 
     @app.get(
         "/readyz",
         response_model=Health,
         tags=["health"],
-        responses={503: {"model": Problem, "description": "The database is unreachable."}},
+        responses={
+            503: {
+                "model": Problem,
+                "description": "The database is unreachable, or the buffer's flusher stopped.",
+            }
+        },
     )
     async def readyz() -> Health:
-        """The database answers."""
+        """The database answers and buffered rows are being written."""
+        buffer.check_running()
         try:
             await run_in_threadpool(store.ping)
         except DatabaseUnavailable:
             metrics.db_errors.inc()
             raise
-        return Health(status="ready", buffered_rows=buffer.rows)
+        return Health(
+            status="ready", buffered_rows=buffer.rows, quarantined_rows=buffer.quarantined
+        )
 
     @app.get(
         "/metrics",
@@ -220,34 +242,55 @@ def create_app(settings: ServiceSettings, store: PredictionStore | None = None) 
         ce_inferenceservicename: Annotated[
             str | None, Header(description="The InferenceService (model) name.")
         ] = None,
-    ) -> EventsOut:
+    ) -> EventsOut | JSONResponse:
         """Take KServe payload-logger events; a request and its response make prediction rows.
 
-        Either half may arrive first; the first waits (bounded) for the other.
+        Either half may arrive first; the first waits (bounded) for the other. Per item: each
+        event, and each call it completes, is taken or refused on its own; `refused` names
+        every one that was not, and its rows are not stored. 202 when anything was taken,
+        400 (with the same list) when nothing was.
         """
-        parsed = parse_events(request.headers, await request.body())
-        rows: list[PredictionRow] = []
-        paired, failures = 0, []
-        for event in parsed:
+        body = await request.body()
+        delivery = await _off_loop_if_large(
+            parsing, len(body), parse_delivery, request.headers, body
+        )
+        refused = list(delivery.refused)
+        exchanges: list[tuple[int, Exchange]] = []
+        for index, event in delivery.events:
             metrics.events.labels(event.kind).inc()
             exchange, evicted = pairer.add(event)
             _log_evicted(evicted, metrics)
             if exchange is not None:
-                paired += 1
-                try:
-                    rows.extend(exchange_rows(exchange, settings.model_name))
-                except FlywheelError as error:
-                    failures.append(error)
+                exchanges.append((index, exchange))
+        rows, failed = await _off_loop_if_large(
+            parsing, len(body), _rows_of, exchanges, settings.model_name
+        )
+        refused += failed
         metrics.waiting.set(len(pairer))
+        if refused:
+            metrics.refused_events.inc(len(refused))
+            logger.warning(
+                "refused %d of %d events: %s",
+                len(refused),
+                len(delivery.events) + len(delivery.refused),
+                "; ".join(f"event {r.index}: {r.reason}" for r in refused[:3]),
+            )
+        if not delivery.events:
+            return problem(
+                request,
+                400,
+                "; ".join(f"event {r.index}: {r.reason}" for r in refused[:3])
+                or "the delivery holds no events",
+                errors=[_refusal_out(r) for r in refused[:100]],
+            )
         written = await buffer.log_predictions(rows)
-        if failures:
-            raise failures[0]
         return EventsOut(
-            events=len(parsed),
-            paired=paired,
+            events=len(delivery.events) + len(delivery.refused),
+            paired=len(exchanges),
             rows=len(rows),
             waiting=len(pairer),
             buffered=not written,
+            refused=[RefusalOut(**_refusal_out(r)) for r in refused[:100]],
         )
 
     @app.post(
@@ -276,9 +319,46 @@ def create_app(settings: ServiceSettings, store: PredictionStore | None = None) 
             logger.warning("feedback conflict: %s", answer.detail)
         return JSONResponse(answer.model_dump(), status)
 
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, on_reject=rejected)
+    app.add_middleware(
+        EdgeMiddleware,
+        limits=settings.edge_limits(),
+        on_reject=rejected,
+        token=settings.api_token,
+    )
     app.add_middleware(InternalErrorMiddleware)
     return app
+
+
+_THREAD_BYTES = 256 * 1024  # deliveries larger than this are parsed off the event loop
+
+
+async def _off_loop_if_large(
+    slots: asyncio.Semaphore, size: int, function: Callable[..., T], *args: Any
+) -> T:
+    """`function(*args)`, on a worker thread when the body was large, so the loop keeps serving;
+    `slots` bounds how many large bodies are parsed at once (each costs ~25x its size)."""
+    if size > _THREAD_BYTES:
+        async with slots:
+            return await run_in_threadpool(function, *args)
+    return function(*args)
+
+
+def _rows_of(
+    exchanges: list[tuple[int, Exchange]], model_name: str
+) -> tuple[list[PredictionRow], list[Refusal]]:
+    """The rows of each paired call; a call that cannot be stored is a refusal, not an error."""
+    rows: list[PredictionRow] = []
+    refused: list[Refusal] = []
+    for index, exchange in exchanges:
+        try:
+            rows.extend(exchange_rows(exchange, model_name))
+        except FlywheelError as error:
+            refused.append(Refusal(index, exchange.request.id, str(error)[:500]))
+    return rows, refused
+
+
+def _refusal_out(refusal: Refusal) -> dict[str, Any]:
+    return {"index": refusal.index, "id": refusal.id, "reason": refusal.reason[:500]}
 
 
 def _log_evicted(evicted: list[InferenceEvent], metrics: ServiceMetrics) -> None:

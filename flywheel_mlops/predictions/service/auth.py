@@ -1,11 +1,17 @@
-"""Optional bearer-token authentication for the service's /v1 endpoints."""
+"""Optional bearer-token authentication for the service's /v1 endpoints, as OpenAPI shows it.
 
-import secrets
+The check itself runs in the edge middleware (`flywheel_mlops.edge.auth`, the parser the
+predictor uses too), before the body is read, so an unauthenticated request gets 401 whatever
+its body; this dependency declares the scheme and checks again with the same parser.
+"""
+
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends, HTTPException
+from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from flywheel_mlops.edge.auth import bearer_problem
 
 
 def bearer_guard(token: str) -> Callable[..., Awaitable[None]]:
@@ -13,21 +19,15 @@ def bearer_guard(token: str) -> Callable[..., Awaitable[None]]:
     scheme = HTTPBearer(auto_error=False, description="Set when FLYWHEEL_API_TOKEN is configured.")
 
     async def guard(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(scheme)],
+        request: Request,
+        _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(scheme)],
     ) -> None:
-        if not token:
-            return
-        if credentials is None:
+        problem = bearer_problem(request.scope["headers"], token)
+        if problem is not None:
             raise HTTPException(
                 401,
-                "header Authorization: Bearer <token> is required",
+                f"header Authorization: Bearer <token> is required; got {problem}",
                 headers={"WWW-Authenticate": "Bearer"},
-            )
-        if not secrets.compare_digest(credentials.credentials.encode(), token.encode()):
-            raise HTTPException(
-                401,
-                "the bearer token is not the one configured",
-                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
             )
 
     return guard

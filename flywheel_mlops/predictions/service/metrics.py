@@ -34,7 +34,7 @@ class ServiceMetrics:
         )
         self.flush_failures = Counter(
             "flywheel_write_buffer_failed_rows",
-            "Buffered rows the database refused (not unreachable).",
+            "Rows the database refused (not unreachable): quarantined, logged, not retried.",
             registry=r,
         )
         self.waiting = Gauge(
@@ -42,6 +42,11 @@ class ServiceMetrics:
         )
         self.evicted = Counter(
             "flywheel_events_evicted", "Halves evicted before their pair arrived.", registry=r
+        )
+        self.refused_events = Counter(
+            "flywheel_events_refused",
+            "Events (or the calls they completed) refused one by one inside a delivery.",
+            registry=r,
         )
         self.rejected = Counter(
             "flywheel_requests_rejected",

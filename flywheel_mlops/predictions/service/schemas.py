@@ -6,13 +6,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, create_model
 
+from flywheel_mlops.edge.request_ids import REQUEST_ID_MAX, REQUEST_ID_PATTERN
+
 RequestId = Annotated[
     str,
     Field(
-        min_length=1,
-        max_length=256,
-        pattern=r"^[^\x00-\x1f\x7f]+$",
-        description="The request id the predictor returned (V1 `request_id`, V2 `id`).",
+        pattern=REQUEST_ID_PATTERN,
+        description="The request id the predictor returned (V1 `request_id`, V2 `id`): 1 to "
+        f"{REQUEST_ID_MAX} visible ASCII characters, the one rule every request id follows.",
     ),
 ]
 
@@ -26,7 +27,10 @@ class FeedbackIn(BaseModel):
     actual: Annotated[
         float,
         Field(
-            ge=0, allow_inf_nan=False, description="The observed value, e.g. minutes until pickup."
+            strict=True,  # a number: not true, not "3"
+            ge=0,
+            allow_inf_nan=False,
+            description="The observed value, e.g. minutes until pickup.",
         ),
     ]
     row: Annotated[
@@ -73,14 +77,25 @@ class FeedbackOut(BaseModel):
     buffered: int = Field(description="Held in memory while the database is down; written later.")
 
 
+class RefusalOut(BaseModel):
+    """An event not taken, or a call whose rows were not stored; nothing of it was kept."""
+
+    index: int = Field(description="Position of the event in the delivery (0 in binary mode).")
+    id: str = Field(description="The event's id as sent (shortened, ASCII-escaped).")
+    reason: str = Field(description="What was expected and what was found.")
+
+
 class EventsOut(BaseModel):
-    """What became of a delivery of payload-logger events."""
+    """What became of a delivery of payload-logger events: each event is taken or refused."""
 
     events: int = Field(description="Events in the delivery.")
     paired: int = Field(description="Calls completed by this delivery (request and response).")
     rows: int = Field(description="Prediction rows those calls carried.")
     waiting: int = Field(description="Halves now waiting for their pair (service-wide).")
     buffered: bool = Field(description="True if the rows wait in memory for the database.")
+    refused: list[RefusalOut] = Field(
+        default_factory=list, description="Events and calls not stored, with the reason (≤100)."
+    )
 
 
 class Problem(BaseModel):
@@ -95,3 +110,6 @@ class Health(BaseModel):
 
     status: str
     buffered_rows: int = 0
+    quarantined_rows: int = Field(
+        default=0, description="Rows the database refused (logged, never retried) since start."
+    )

@@ -5,12 +5,16 @@ memory (up to a number of rows) and a background task retries with exponential b
 database is back; writes arriving meanwhile queue behind it so the order is kept. A full buffer
 raises BufferFull: the service answers 503 with Retry-After and the sender retries. Nothing is
 dropped silently.
+
+A write the database refuses for any reason other than being unreachable (a row it cannot
+encode, a value it rejects) is split until the rows at fault are found; those are quarantined
+(counted, logged with the error, never retried) and every other row is written. Should the
+flusher itself ever stop, `failure` says why, readiness turns 503 and new writes are refused.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from dataclasses import dataclass
@@ -41,6 +45,13 @@ class BufferFull(FlywheelError):
     exit_code = 6
 
 
+class FlusherStopped(FlywheelError):
+    """The task that writes buffered rows has stopped: nothing more can be accepted."""
+
+    status_code = 503
+    exit_code = 6
+
+
 @dataclass
 class _Write:
     kind: Literal["predictions", "feedback"]
@@ -60,6 +71,8 @@ class WriteBuffer:
         self._rows = 0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self.failure: BaseException | None = None
+        self.quarantined = 0
 
     @property
     def rows(self) -> int:
@@ -70,6 +83,26 @@ class WriteBuffer:
         """Start the flusher on the running loop."""
         if self._task is None:
             self._task = asyncio.create_task(self._flush_forever(), name="flywheel-write-buffer")
+            self._task.add_done_callback(self._flusher_done)
+
+    def _flusher_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        self.failure = task.exception()
+        logger.critical(
+            "the write buffer's flusher stopped (%r) with %d rows held; readiness is now 503",
+            self.failure,
+            self._rows,
+            exc_info=self.failure,
+        )
+
+    def check_running(self) -> None:
+        """Raise FlusherStopped if the flusher died: buffered rows would never be written."""
+        if self.failure is not None:
+            raise FlusherStopped(
+                f"the write buffer's flusher stopped ({type(self.failure).__name__}: "
+                f"{str(self.failure)[:200]}); {self._rows} rows are held and cannot be written"
+            )
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Give the flusher `timeout` seconds to empty the buffer, then stop (logging any loss)."""
@@ -81,8 +114,7 @@ class WriteBuffer:
             while self._writes and asyncio.get_running_loop().time() < deadline:
                 await asyncio.sleep(0.05)
         self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        await asyncio.wait([self._task])  # a dead flusher's exception is logged already
         self._task = None
         if self._rows:
             logger.error("stopping with %d rows the database never took: they are lost", self._rows)
@@ -91,10 +123,10 @@ class WriteBuffer:
         """Store prediction rows; True if written now, False if buffered. Raises BufferFull."""
         if not rows:
             return True
+        self.check_running()
         if not self._writes:
             try:
-                new = await run_in_threadpool(self.store.log_predictions, rows)
-                self.metrics.rows_logged.inc(new)
+                await self._apply_isolating(_Write("predictions", rows))
                 return True
             except DatabaseUnavailable as error:
                 self._database_down(error)
@@ -103,6 +135,7 @@ class WriteBuffer:
 
     async def record_feedback(self, items: list[FeedbackItem]) -> FeedbackResult | None:
         """Store feedback; its result if written now, None if buffered. Raises BufferFull."""
+        self.check_running()
         if not self._writes:
             try:
                 result = await run_in_threadpool(self.store.record_feedback, items)
@@ -165,27 +198,52 @@ class WriteBuffer:
             for conflict in result.conflicts:
                 logger.warning("buffered feedback conflict: %s", conflict.message())
 
+    async def _apply_isolating(self, write: _Write) -> None:
+        """Apply `write`; if the database refuses it, split it and quarantine the rows at fault.
+
+        Raises DatabaseUnavailable (nothing of the failed part written: the caller retries it).
+        """
+        try:
+            await self._apply(write)
+        except DatabaseUnavailable:
+            raise
+        except Exception as error:  # any refusal of a row, whatever the driver raises
+            if len(write.rows) == 1:
+                self._quarantine(write, error)
+                return
+            half = len(write.rows) // 2
+            for part in (write.rows[:half], write.rows[half:]):
+                await self._apply_isolating(_Write(write.kind, part))
+
+    def _quarantine(self, write: _Write, error: Exception) -> None:
+        self.quarantined += 1
+        self.metrics.flush_failures.inc()
+        row = write.rows[0]
+        logger.error(
+            "quarantined a %s row the database refused (request_id %.100r, row %s): %s: %.300s",
+            write.kind,
+            row.request_id,
+            row.row,
+            type(error).__name__,
+            error,
+        )
+
+    async def _apply_retrying(self, write: _Write) -> None:
+        """Apply `write` until the database takes it; refused rows are quarantined."""
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(DatabaseUnavailable),
+            wait=wait_exponential(multiplier=0.1, max=self.max_wait),
+            before_sleep=lambda _state: self.metrics.db_errors.inc(),
+        ):
+            with attempt:
+                await self._apply_isolating(write)
+
     async def _flush_forever(self) -> None:
         while True:
             await self._wake.wait()
             while self._writes:
                 batch, taken = self._next_batch()
-                try:
-                    async for attempt in AsyncRetrying(
-                        retry=retry_if_exception_type(DatabaseUnavailable),
-                        wait=wait_exponential(multiplier=0.1, max=self.max_wait),
-                        before_sleep=lambda _state: self.metrics.db_errors.inc(),
-                    ):
-                        with attempt:
-                            await self._apply(batch)
-                except FlywheelError as error:  # refused, not unreachable: say so loudly
-                    self.metrics.flush_failures.inc(len(batch.rows))
-                    logger.error(
-                        "database refused %d buffered %s rows: %s",
-                        len(batch.rows),
-                        batch.kind,
-                        error,
-                    )
+                await self._apply_retrying(batch)
                 for _ in range(taken):
                     self._writes.popleft()
                 self._rows -= len(batch.rows)
