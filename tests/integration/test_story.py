@@ -11,7 +11,13 @@ import pytest
 from flywheel_mlops.demo.run import StoryConfig, run_story
 from flywheel_mlops.simulator import SimulationConfig
 
-pytestmark = [pytest.mark.integration, pytest.mark.pipeline, pytest.mark.slow]
+# The whole demo in the fixture: 2 min on a quiet 2-core machine, far longer when it is shared.
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.pipeline,
+    pytest.mark.slow,
+    pytest.mark.timeout(1800),
+]
 
 # The demo at its default size (about 2,200 trips a day, so a model retrained on the
 # post-closure days has enough rows to learn the new world): the scenario test.
