@@ -11,6 +11,7 @@ halves of one call share `ce-id`. Structured (`application/cloudevents+json`) an
 from __future__ import annotations
 
 import base64
+import json
 import math
 import time
 from collections import OrderedDict
@@ -280,7 +281,7 @@ class EventPairer:
             return Exchange(request, response), self.expire()
         # A redelivered half replaces the one held and moves to the back of the line.
         self._pop(event.id)
-        waiting = _Waiting(replace(event, body={}), orjson.dumps(event.body))
+        waiting = _Waiting(replace(event, body={}), _json_bytes(event.body))
         self._waiting[event.id] = waiting
         self._bytes += len(waiting.raw)
         evicted = self.expire()
@@ -449,3 +450,12 @@ def exchange_rows(exchange: Exchange, default_model_name: str) -> list[Predictio
         )
         for index, (record, prediction) in enumerate(zip(records, predicted, strict=True))
     ]
+
+
+def _json_bytes(body: Any) -> bytes:
+    """`body` as JSON bytes; orjson stops at 255 levels, the standard library goes deeper (an
+    operator may raise the edge's depth limit past orjson's)."""
+    try:
+        return orjson.dumps(body)
+    except TypeError:
+        return json.dumps(body).encode()
