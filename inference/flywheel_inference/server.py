@@ -51,9 +51,12 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     )
     source.add_argument(
         "--registry_uri",
-        default=settings.registry_uri,
-        help="Model registry (folder, s3://, gs://); serves --alias of the model.",
+        default="",
+        help="Model registry (folder, s3://, gs://); serves --alias of the model. Default: "
+        "FLYWHEEL_REGISTRY_URI, unless --model_dir is given (an InferenceService passes "
+        "--model_dir while the chart's shared settings also name the registry).",
     )
+    parser.set_defaults(registry_from_environment=settings.registry_uri)
     source.add_argument("--alias", default=Alias.CHAMPION, help="Registry alias to serve.")
     source.add_argument(
         "--watch_interval",
@@ -150,11 +153,12 @@ def plan(args: argparse.Namespace) -> ServerPlan:
     """Pick the bundle source and whether gRPC can run on the requested interface."""
     if args.model_dir and args.registry_uri:
         raise SystemExit("give --model_dir or --registry_uri, not both")
+    # An explicit --model_dir wins over the registry the environment names: the setting is a
+    # default for `flywheel serve`, not a second instruction.
+    registry = args.registry_uri or ("" if args.model_dir else args.registry_from_environment)
     source: BundleSource
-    if args.registry_uri:
-        source = RegistrySource(
-            Registry(args.registry_uri), args.model_name, args.alias, args.nthread
-        )
+    if registry:
+        source = RegistrySource(Registry(registry), args.model_name, args.alias, args.nthread)
     else:
         source = ModelDirSource(args.model_dir or KSERVE_MODEL_DIR, args.nthread)
     if args.workers != 1:

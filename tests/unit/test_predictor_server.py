@@ -38,6 +38,21 @@ def test_a_registry_serves_the_alias_of_the_named_model() -> None:
     )
 
 
+def test_model_dir_wins_over_the_registry_the_environment_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Under the chart the shared ConfigMap sets FLYWHEEL_REGISTRY_URI and the InferenceService
+    passes --model_dir: the predictor serves the model dir instead of exiting."""
+    monkeypatch.setenv("FLYWHEEL_REGISTRY_URI", "memory://models")
+    environment = build_parser(Settings(_env_file=None))
+    assert plan(environment.parse_args(["--model_dir", "/mnt/models"])).source == ModelDirSource(
+        "/mnt/models", 1
+    )
+    served = plan(environment.parse_args([])).source
+    assert isinstance(served, RegistrySource)
+    assert served.registry.uri == "memory://models"
+
+
 def test_a_loopback_host_turns_grpc_off_and_says_why() -> None:
     decided = plan(parse("--host", "127.0.0.1"))
     assert decided.enable_grpc is False
