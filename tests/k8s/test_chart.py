@@ -257,6 +257,18 @@ def test_should_run_the_rollout_step_in_the_monitor_job_where_kserve_splits_traf
             assert not rendering.of_kind("Role"), name
 
 
+def test_should_keep_the_monitors_memory_in_its_database_not_in_the_pods_scratch(
+    chart_renderings,
+):
+    """Each CronJob run is a new pod with a new emptyDir: the policy state (debounce, cooldown)
+    must live in the loop database the monitor reaches through FLYWHEEL_DATABASE_URL."""
+    for name, rendering in chart_renderings.items():
+        container = _monitor_container(rendering.objects)
+        assert "--state" not in (container.get("args") or []), name
+        env = {e["name"]: e for e in container["env"]}
+        assert "secretKeyRef" in env["FLYWHEEL_DATABASE_URL"]["valueFrom"], name
+
+
 @pytest.mark.parametrize(
     ("rollout", "args"),
     [
