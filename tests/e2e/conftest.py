@@ -1,7 +1,8 @@
 """Fixtures for tests/e2e: the real API server with the InferenceService CRD installed.
 
-The `e2e` marker is registered here, not in pyproject.toml: these tests need what
-scripts/e2e/*.sh build (`make e2e`), and `pytest -m e2e tests/e2e` selects them. A missing
+The `e2e` marker is registered here, not in pyproject.toml. These tests need what
+scripts/e2e/*.sh build, so they run only when selected (`pytest -m e2e tests/e2e`, after
+`bash scripts/e2e/prepare.sh`); a plain `pytest` (`make test`) skips them. Selected, a missing
 binary skips them on a developer machine and fails them under CI (`CI` set), like tests/k8s.
 """
 
@@ -20,8 +21,17 @@ from tests.e2e.kserve_crd import inferenceservice_crd
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "e2e: runs against what `make e2e` builds (images, the real API server)"
+        "markers", "e2e: runs against what scripts/e2e/*.sh build (images, the real API server)"
     )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if "e2e" in (config.getoption("markexpr") or ""):
+        return
+    skip = pytest.mark.skip(reason="e2e: selected only by `-m e2e` (scripts/e2e/prepare.sh first)")
+    for item in items:
+        if item.get_closest_marker("e2e"):
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")
