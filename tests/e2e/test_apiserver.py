@@ -143,7 +143,9 @@ def test_kserve_router_rolls_out_through_the_api_server(
 
     router.start_canary("v0002", 10, "gate passed")
     assert served() == (registry.version_uri(MODEL, "v0002"), 10, unchanged)
-    assert registry.alias(MODEL, "canary").traffic_percent == 10
+    canary = registry.alias(MODEL, "canary")
+    assert canary is not None
+    assert canary.traffic_percent == 10
 
     router.promote("v0002", "better live")
     assert served() == (registry.version_uri(MODEL, "v0002"), 100, unchanged)
