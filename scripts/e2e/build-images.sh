@@ -12,8 +12,8 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
-images=("${@:-predictor pipeline}")
-read -r -a images <<< "${images[*]}"
+images=("$@")
+((${#images[@]})) || images=(predictor pipeline)
 
 # Downloads here go through a TLS-intercepting proxy: RUN steps see the host's CA bundle bind-
 # mounted read-only over the image's own (both bases have that file, so no mount point is left
