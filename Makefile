@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: setup demo test test-fast lint typecheck compile bench clean
+.PHONY: setup demo test test-fast e2e lint typecheck compile bench clean
 
 setup: $(STAMP)
 
@@ -22,6 +22,10 @@ demo: setup  ## the main job: the whole loop on embedded defaults
 test: setup  ## every test, with the services and tools they need
 	bash scripts/test-services.sh
 	$(PY) -m pytest -p no:cacheprovider
+
+e2e: setup  ## the cluster half here: both images built with podman, the real API server
+	bash scripts/e2e/prepare.sh
+	$(PY) -m pytest -p no:cacheprovider -m e2e tests/e2e
 
 test-fast: setup  ## the unit tests only (tests/unit): in-process, no servers, no pipeline runs
 	$(PY) -m pytest -m unit -x -q

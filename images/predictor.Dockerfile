@@ -16,30 +16,41 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 
+# The `s3` extra lets the predictor read its bundle straight from object storage
+# (`--model_dir=s3://...`), so no storage-initializer init container is needed.
+# No compiler in either stage: every dependency but one pure-Python sdist has a manylinux
+# wheel for CPython 3.11.
+# Every third-party package comes from images/requirements-predictor.lock, pinned with its hashes
+# (`--require-hashes`: a file that does not match is refused). The venv's bootstrap pip (whatever
+# the base's ensurepip carries) first installs the locked pip, setuptools and wheel from
+# images/requirements-build.lock; without build isolation (nothing unpinned is fetched) they
+# build the one locked package PyPI has only as source, kfp-server-api (pure Python; `--no-binary`
+# names it, every other package must be a wheel), and then Flywheel's own wheel.
+# The locks are installed before the sources are copied: a code change rebuilds from here on,
+# not the ~1 GB of dependencies.
+COPY images/requirements-build.lock images/requirements-predictor.lock /locks/
+RUN python3 -m venv /opt/venv \
+ && /opt/venv/bin/pip install --no-cache-dir --require-hashes --only-binary=:all: \
+      -r /locks/requirements-build.lock \
+ && /opt/venv/bin/pip install --no-cache-dir --require-hashes --only-binary=:all: \
+      --no-binary=kfp-server-api --no-build-isolation \
+      -r /locks/requirements-predictor.lock
+
 WORKDIR /src
+# Only what the distribution is built from (see .dockerignore): a change to tests or docs
+# does not invalidate this layer.
 COPY pyproject.toml README.md ./
 COPY flywheel_mlops/ flywheel_mlops/
 COPY components/ components/
 COPY pipelines/ pipelines/
 COPY inference/ inference/
 
-# The `s3` extra lets the predictor read its bundle straight from object storage
-# (`--model_dir=s3://...`), so no storage-initializer init container is needed.
-# No compiler in either stage: every dependency has a manylinux wheel for CPython 3.11.
-# Every third-party package comes from images/requirements-predictor.lock, pinned with its hashes
-# (`--require-hashes`: a file that does not match is refused); only Flywheel's own wheel is built
-# here, with the locked setuptools and no build isolation so nothing unpinned is fetched.
 # `pip check` proves the lock satisfies pyproject's requirements for the `s3` extra(s).
-COPY images/requirements-build.lock images/requirements-predictor.lock /locks/
-RUN python -m pip install --no-cache-dir --require-hashes --only-binary=:all: \
-      -r /locks/requirements-build.lock \
- && python -m pip wheel --no-cache-dir --no-deps --no-build-isolation --wheel-dir /wheels . \
- && python -m venv /opt/venv \
- && /opt/venv/bin/pip install --no-cache-dir --require-hashes --only-binary=:all: \
-      -r /locks/requirements-predictor.lock \
+# pip and wheel leave with this last step: the runtime venv has no installer.
+RUN /opt/venv/bin/pip wheel --no-cache-dir --no-deps --no-build-isolation --wheel-dir /wheels . \
  && /opt/venv/bin/pip install --no-cache-dir --no-deps --no-index /wheels/flywheel_mlops-*.whl \
  && /opt/venv/bin/pip check \
- && /opt/venv/bin/pip uninstall --yes pip
+ && /opt/venv/bin/pip uninstall --yes pip wheel
 
 # ---- runtime ------------------------------------------------------------------------------
 FROM python:3.11-slim-bookworm@sha256:a36c24f9cbdf4fd0f52d67f0823eeac19c2028c637cecc392d97f980d4fec56b AS runtime

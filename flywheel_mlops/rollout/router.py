@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
@@ -48,31 +49,33 @@ class LocalRouter:
         return []
 
 
-def canary_patch(model_dir_uri: str, percent: int, args: list[str]) -> list[dict[str, Any]]:
-    """JSON patch for an InferenceService: the predictor's model_dir and its canary share.
+def canary_patch(model_dir_uri: str, percent: int, current: dict[str, Any]) -> dict[str, Any]:
+    """Merge patch for an InferenceService read as `current`: the predictor's model_dir and its
+    canary share. KServe keeps the last ready revision serving (100 - percent)%.
 
-    A JSON patch, not a merge patch: a merge patch on a custom resource replaces the whole
-    containers list. KServe keeps the last ready revision serving (100 - percent)%.
+    A JSON merge patch, because that is the content type the Kubernetes client (30.x, the one
+    kfp allows) sends for every custom-object patch; a JSON-patch list sent that way is refused
+    with a 400. A merge patch replaces a list whole, so the containers go back as read with only
+    the first one's args changed, and the read's resourceVersion makes the API server refuse the
+    patch (409 Conflict) if the InferenceService changed in between.
     """
-    new_args = [a for a in args if not a.startswith("--model_dir=")]
-    new_args.append(f"--model_dir={model_dir_uri}")
-    return [
-        {"op": "replace", "path": "/spec/predictor/containers/0/args", "value": new_args},
-        {"op": "add", "path": "/spec/predictor/canaryTrafficPercent", "value": percent},
-    ]
+    containers = copy.deepcopy(current["spec"]["predictor"]["containers"])
+    args = [a for a in containers[0].get("args", []) if not a.startswith("--model_dir=")]
+    containers[0]["args"] = [*args, f"--model_dir={model_dir_uri}"]
+    return {
+        "metadata": {"resourceVersion": current["metadata"]["resourceVersion"]},
+        "spec": {"predictor": {"containers": containers, "canaryTrafficPercent": percent}},
+    }
 
 
-def promote_patch() -> list[dict[str, Any]]:
+def promote_patch() -> dict[str, Any]:
     """Send all traffic to the latest revision."""
-    return [{"op": "add", "path": "/spec/predictor/canaryTrafficPercent", "value": 100}]
+    return {"spec": {"predictor": {"canaryTrafficPercent": 100}}}
 
 
-def rollback_patch(champion_dir_uri: str, args: list[str]) -> list[dict[str, Any]]:
+def rollback_patch(champion_dir_uri: str, current: dict[str, Any]) -> dict[str, Any]:
     """All traffic back to the champion, and the spec back to the champion's model_dir."""
-    return [
-        *canary_patch(champion_dir_uri, 100, args)[:1],
-        {"op": "add", "path": "/spec/predictor/canaryTrafficPercent", "value": 0},
-    ]
+    return canary_patch(champion_dir_uri, 0, current)
 
 
 class KServeRouter:
@@ -119,16 +122,15 @@ class KServeRouter:
                 f"{verb} {where} failed: HTTP {error.status} {error.reason}"
             ) from error
 
-    def _args(self) -> list[str]:
-        current = self._call("get", self.api.get_namespaced_custom_object)
-        return list(current["spec"]["predictor"]["containers"][0].get("args", []))
+    def _read(self) -> dict[str, Any]:
+        return self._call("get", self.api.get_namespaced_custom_object)
 
-    def _patch(self, body: list[dict[str, Any]]) -> None:
+    def _patch(self, body: dict[str, Any]) -> None:
         self._call("patch", self.api.patch_namespaced_custom_object, body)
 
     def start_canary(self, version: str, percent: int, reason: str) -> None:
         uri = self.registry.version_uri(self.model, version)
-        self._patch(canary_patch(uri, percent, self._args()))
+        self._patch(canary_patch(uri, percent, self._read()))
         self.aliases.start_canary(version, percent, reason)
 
     def promote(self, version: str, reason: str) -> None:
@@ -137,7 +139,7 @@ class KServeRouter:
 
     def roll_back(self, version: str, reason: str) -> None:
         champion = self.registry.resolve(self.model, Alias.CHAMPION)
-        self._patch(rollback_patch(self.registry.version_uri(self.model, champion), self._args()))
+        self._patch(rollback_patch(self.registry.version_uri(self.model, champion), self._read()))
         self.aliases.roll_back(version, reason)
 
     def sync(self) -> list[str]:
@@ -150,7 +152,7 @@ class KServeRouter:
         champion (a promotion, or a release that set `model.version`); the champion at 0 or 100
         means no canary. A `--model_dir` that is no version of this registry changes nothing.
         """
-        predictor = self._call("get", self.api.get_namespaced_custom_object)["spec"]["predictor"]
+        predictor = self._read()["spec"]["predictor"]
         serving = self._version_at(predictor["containers"][0].get("args", []))
         if serving is None:
             return []

@@ -139,8 +139,12 @@ def test_every_locked_package_is_pinned_exactly_with_its_hashes(image: str) -> N
 @pytest.mark.parametrize("image", IMAGES)
 def test_each_image_installs_only_from_its_lock_with_hashes_required(image: str) -> None:
     dockerfile = (REPO / "images" / f"{image}.Dockerfile").read_text()
-    flat = re.sub(r"\s+", " ", dockerfile.replace("\\\n", " "))
-    installs = [c.strip() for c in re.findall(r"pip install ([^&]+)", flat)]
+    # One logical line per instruction (continuations joined), so a command ends with its RUN.
+    instructions = [
+        re.sub(r"\s+", " ", line) for line in dockerfile.replace("\\\n", " ").splitlines()
+    ]
+    flat = " ".join(instructions)
+    installs = [c.strip() for i in instructions for c in re.findall(r"pip install ([^&]+)", i)]
     for lock in (image, "build"):
         assert any(
             "--require-hashes" in c and c.endswith(f"-r /locks/requirements-{lock}.lock")

@@ -6,6 +6,7 @@ tests/conftest.py registers this module as a plugin: tests name its fixtures as 
 
 from __future__ import annotations
 
+import copy
 import uuid
 from dataclasses import replace
 from datetime import datetime
@@ -15,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from kubernetes.client.exceptions import ApiException
 
 from flywheel_mlops import models
 from flywheel_mlops.predictions import PredictionStore
@@ -106,27 +108,46 @@ def served(
 
 
 class RecordingCustomObjectsApi:
-    """MOCK: no Kubernetes API server runs here; this records the calls KServeRouter makes
-    with the signatures of kubernetes.client.CustomObjectsApi."""
+    """MOCK: records the calls KServeRouter makes with the signatures of
+    kubernetes.client.CustomObjectsApi, and applies each patch as the client and the API server
+    together do: the client sends every body as `application/merge-patch+json`, so a JSON-patch
+    list is a 400, a stale resourceVersion a 409, and a merge patch replaces lists whole.
+    tests/e2e/test_apiserver.py runs the same router against a real API server."""
 
     def __init__(self, args: list[str]):
         self.spec: dict[str, Any] = {"predictor": {"containers": [{"args": args}]}}
+        self.resource_version = 1
         self.gets: list[tuple[str, str]] = []
-        self.patches: list[list[dict[str, Any]]] = []
+        self.patches: list[dict[str, Any]] = []
 
     def get_namespaced_custom_object(self, group, version, namespace, plural, name):
         assert (group, version, plural) == ("serving.kserve.io", "v1beta1", "inferenceservices")
         self.gets.append((namespace, name))
-        return {"spec": self.spec}
+        return {
+            "metadata": {"resourceVersion": str(self.resource_version)},
+            "spec": copy.deepcopy(self.spec),
+        }
 
     def patch_namespaced_custom_object(self, group, version, namespace, plural, name, body):
         assert (group, version, plural) == ("serving.kserve.io", "v1beta1", "inferenceservices")
+        if not isinstance(body, dict):
+            raise ApiException(status=400, reason="cannot unmarshal array into a merge patch")
+        expected = body.get("metadata", {}).get("resourceVersion")
+        if expected not in (None, str(self.resource_version)):
+            raise ApiException(status=409, reason="Conflict")
         self.patches.append(body)
-        for op in body:  # apply it, so the next get returns what the API server would
-            field = op["path"].rsplit("/", 1)[1]
-            target = (
-                self.spec["predictor"]["containers"][0]
-                if field == "args"
-                else self.spec["predictor"]
-            )
-            target[field] = op["value"]
+        self.spec = merge_patch(self.spec, body["spec"])
+        self.resource_version += 1
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386: objects merge key by key, null deletes, anything else (lists too) replaces."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    merged = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = merge_patch(merged.get(key), value)
+    return merged

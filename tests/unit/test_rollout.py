@@ -77,15 +77,32 @@ def test_kserve_router_patches_model_dir_and_canary_share(registry):
     router.start_canary("v0002", 10, "gate passed")
     assert registry.alias(MODEL, "canary").traffic_percent == 10, "the next run must see it"
     (patch,) = api.patches
-    args = patch[0]["value"]
+    args = patch["spec"]["predictor"]["containers"][0]["args"]
     assert args[0] == "--model_name=pickup-eta"
     assert args[-1].endswith("/pickup-eta/versions/v0002")
-    assert patch[1] == {"op": "add", "path": "/spec/predictor/canaryTrafficPercent", "value": 10}
+    assert patch["spec"]["predictor"]["canaryTrafficPercent"] == 10
+    assert patch["metadata"]["resourceVersion"] == "1", "refused if the object changed since"
     router.roll_back("v0002", "worse live")
-    assert api.patches[-1][1]["value"] == 0
-    assert api.patches[-1][0]["value"][-1].endswith("/versions/v0001")
+    assert api.patches[-1]["spec"]["predictor"]["canaryTrafficPercent"] == 0
+    assert api.patches[-1]["spec"]["predictor"]["containers"][0]["args"][-1].endswith(
+        "/versions/v0001"
+    )
     assert registry.resolve(MODEL) == "v0001"
     assert registry.alias(MODEL, "canary") is None
+
+
+def test_kserve_router_keeps_the_rest_of_the_predictor_container(registry):
+    """A merge patch replaces the containers list whole: everything but the args goes back."""
+    api = RecordingCustomObjectsApi(["--model_name=pickup-eta", "--model_dir=s3://m/v0001"])
+    api.spec["predictor"]["containers"][0] |= {"image": "predictor:1", "env": [{"name": "A"}]}
+    api.spec["predictor"]["containers"].append({"name": "sidecar"})
+    KServeRouter(api, "flywheel", "pickup-eta", registry, MODEL).start_canary("v0002", 10, "ok")
+    first, second = api.spec["predictor"]["containers"]
+    assert (first["image"], first["env"], second) == (
+        "predictor:1",
+        [{"name": "A"}],
+        {"name": "sidecar"},
+    )
 
 
 class RefusingCustomObjectsApi(RecordingCustomObjectsApi):

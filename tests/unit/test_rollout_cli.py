@@ -1,5 +1,5 @@
 """`flywheel rollout --router kserve` and `flywheel monitor --rollout kserve` send exactly these
-JSON patches to the InferenceService.
+merge patches to the InferenceService.
 
 No Kubernetes cluster exists on this machine: the Kubernetes API is a recording fake object
 (RecordingCustomObjectsApi) put where the command builds its CustomObjectsApi. Everything else is
@@ -25,7 +25,18 @@ from tests.unit.rollout_fixtures import (
     served,
 )
 
-ARGS_PATH, SHARE_PATH = "/spec/predictor/containers/0/args", "/spec/predictor/canaryTrafficPercent"
+
+def moves(patches: list[dict]) -> list[tuple[list[str] | None, int]]:
+    """Each patch as (the predictor's new args or None, its canary share)."""
+    return [
+        (
+            p["spec"]["predictor"]["containers"][0]["args"]
+            if "containers" in p["spec"]["predictor"]
+            else None,
+            p["spec"]["predictor"]["canaryTrafficPercent"],
+        )
+        for p in patches
+    ]
 
 
 @pytest.fixture
@@ -67,21 +78,11 @@ def rollout_log(tmp_path: Path) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    ("canary_error", "action", "last_patch"),
-    [
-        (1.0, "promote", [{"op": "add", "path": SHARE_PATH, "value": 100}]),
-        (
-            5.0,
-            "rollback",
-            [
-                {"op": "replace", "path": ARGS_PATH, "value": ["--model_name=pickup-eta", "V2"]},
-                {"op": "add", "path": SHARE_PATH, "value": 0},
-            ],
-        ),
-    ],
+    ("canary_error", "action", "last_move"),
+    [(1.0, "promote", (None, 100)), (5.0, "rollback", (["--model_name=pickup-eta", "V2"], 0))],
 )
 def test_kserve_rollout_patches_the_inference_service_run_after_run(
-    cluster, registry, tmp_path, canary_error, action, last_patch
+    cluster, registry, tmp_path, canary_error, action, last_move
 ):
     v1_dir = f"--model_dir={registry.version_uri(MODEL, 'v0001')}"
     v2_dir = f"--model_dir={registry.version_uri(MODEL, 'v0002')}"
@@ -89,12 +90,7 @@ def test_kserve_rollout_patches_the_inference_service_run_after_run(
     assert "rollout canary" in rollout("--canary-percent", "10")
     # One read to check the aliases against the cluster, one for the args the patch keeps.
     assert cluster.gets == [("flywheel", "pickup-eta")] * 2
-    assert cluster.patches == [
-        [
-            {"op": "replace", "path": ARGS_PATH, "value": ["--model_name=pickup-eta", v1_dir]},
-            {"op": "add", "path": SHARE_PATH, "value": 10},
-        ]
-    ]
+    assert moves(cluster.patches) == [(["--model_name=pickup-eta", v1_dir], 10)]
 
     assert "rollout wait" in rollout()  # no live labels yet: nothing is patched
     assert len(cluster.patches) == 1
@@ -104,8 +100,8 @@ def test_kserve_rollout_patches_the_inference_service_run_after_run(
     log_traffic(store, live, datetime.now(UTC) + timedelta(seconds=1))
     later = (datetime.now(UTC) + timedelta(minutes=30)).isoformat()
     assert f"rollout {action}" in rollout("--now", later, "--canary-min-rows", "50")
-    expected = json.loads(json.dumps(last_patch).replace('"V2"', json.dumps(v2_dir)))
-    assert cluster.patches[-1] == expected
+    expected = json.loads(json.dumps(last_move).replace('"V2"', json.dumps(v2_dir)))
+    assert moves(cluster.patches)[-1] == tuple(expected)
     assert len(cluster.patches) == 2
     assert registry.resolve(MODEL) == ("v0001" if action == "promote" else "v0002")
     assert rollout_log(tmp_path) == ["canary", "wait", action]
@@ -118,7 +114,7 @@ def test_monitor_takes_the_rollout_step_after_its_decision(cluster, registry, tm
     )
     assert result.exit_code == 0, result.output
     assert "rollout canary" in result.output
-    assert [patch[1]["value"] for patch in cluster.patches] == [10]
+    assert [share for _, share in moves(cluster.patches)] == [10]
     assert (tmp_path / "home" / "monitor" / MODEL / "decision.json").exists()
     assert rollout_log(tmp_path) == ["canary"]
 
