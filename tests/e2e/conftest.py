@@ -17,6 +17,12 @@ import pytest
 
 from tests.e2e.apiserver import APISERVER, ApiServer, running_apiserver
 from tests.e2e.kserve_crd import inferenceservice_crd
+from tests.k8s import conftest as k8s
+
+# The chart's renderings come from tests/k8s, whose conftest pytest loads only for that folder:
+# `pytest -m e2e tests/e2e` (make e2e) reaches them through these names.
+render_dir = k8s.render_dir
+chart_renderings = k8s.chart_renderings
 
 
 def pytest_configure(config: pytest.Config) -> None:
