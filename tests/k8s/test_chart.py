@@ -292,12 +292,26 @@ def _predictor(objects: list[dict]) -> dict:
 
 
 def test_should_pass_the_request_limits_to_the_predictor(helm_template):
-    limits = {"maxConcurrency": 2, "maxBatch": 500, "maxBodyBytes": 1048576}
+    limits = {
+        "maxConcurrency": 2,
+        "maxBatch": 500,
+        "maxBodyBytes": 1048576,
+        "maxJsonDepth": 32,
+        "bodyTimeoutSeconds": 10,
+        "maxHeaderBytes": 8192,
+    }
     result = helm_template({"predictor": {"limits": limits, "containerConcurrency": 8}})
     assert result.returncode == 0, result.stderr
     predictor = _predictor([d for d in yaml.safe_load_all(result.stdout) if d])
     args = predictor["containers"][0]["args"]
-    assert {"--max_concurrency=2", "--max_batch=500", "--max_body_bytes=1048576"} <= set(args)
+    assert {
+        "--max_concurrency=2",
+        "--max_batch=500",
+        "--max_body_bytes=1048576",
+        "--max_json_depth=32",
+        "--body_timeout=10",
+        "--max_header_bytes=8192",
+    } <= set(args)
     assert predictor["containerConcurrency"] == 8
 
 
