@@ -176,6 +176,16 @@ class FeaturePipeline:
             names += [f"{column}={value}" for value in values]
         return names
 
+    def known_rows(self, frame: pd.DataFrame) -> np.ndarray:
+        """Rows whose every category is one of this pipeline's levels (or missing): the rows
+        `transform` accepts. Matched exactly as `transform` matches them."""
+        known = np.ones(len(frame), dtype=bool)
+        for column, index in self._codes.items():
+            if column in frame:
+                items, codes = _level_codes(frame[column], index)
+                known &= (codes >= 0) | np.array([_is_missing(v) for v in items], dtype=bool)
+        return known
+
     def transform(self, records: Records) -> np.ndarray:
         """Turn clean records into the model's matrix (rows in, rows out, same order).
 
@@ -284,12 +294,18 @@ def _time_features(stamps: np.ndarray) -> np.ndarray:
     ).astype(np.float32)
 
 
-def _one_hot(values: Any, column: str, index: dict[str, int], out: np.ndarray) -> None:
-    """Write the one-hot block of `column` into `out`; missing values leave an all-zero row."""
+def _level_codes(values: Any, index: dict[str, int]) -> tuple[list[Any], np.ndarray]:
+    """The values as a list and each one's level in `index` (-1: missing or not a level)."""
     items = values.tolist() if isinstance(values, np.ndarray | pd.Series) else list(values)
     codes = np.array(
         [index.get(v if type(v) is str else _as_text(v), -1) for v in items], dtype=np.intp
     )
+    return items, codes
+
+
+def _one_hot(values: Any, column: str, index: dict[str, int], out: np.ndarray) -> None:
+    """Write the one-hot block of `column` into `out`; missing values leave an all-zero row."""
+    items, codes = _level_codes(values, index)
     unknown = np.flatnonzero(codes < 0)
     for row in unknown:
         if not _is_missing(items[row]):

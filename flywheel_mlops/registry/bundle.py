@@ -121,12 +121,7 @@ class Bundle:
     def known_rows(self, frame: pd.DataFrame) -> np.ndarray:
         """Rows whose every categorical value is one this model was trained with (or missing):
         the rows it can score. The world changes by new categories too."""
-        known = np.ones(len(frame), dtype=bool)
-        for column, levels in self.features.categories.items():
-            if column in frame:
-                values = frame[column]
-                known &= values.isna().to_numpy() | values.astype(str).isin(levels).to_numpy()
-        return known
+        return self.features.known_rows(frame)
 
     def reference(self) -> pd.DataFrame:
         """The reference sample stored for drift detection."""
