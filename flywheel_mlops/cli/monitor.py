@@ -25,7 +25,6 @@ from flywheel_mlops.cli.common import (
 if TYPE_CHECKING:
     import pandas as pd
 
-    from flywheel_mlops.registry.bundle import Bundle
 
 #: Exit code of a run whose decision is `error` (a CronJob then shows the run as failed).
 EXIT_ERROR = 1
@@ -158,18 +157,22 @@ def monitor(
     if result.verdict == "error":
         raise typer.Exit(EXIT_ERROR)
     if result.retrain:
-        _start_retrain(
-            bundle,
-            registry or config.registry,
-            pipelines_host,
-            retrain_data,
-            retrain_side,
-            at - timedelta(days=retrain_days),
-            at,
-            " ".join(result.decision.why),
-            local_retrain,
-            config.runs,
-        )
+        from flywheel_mlops.loop.retrain import start_retrain
+
+        with failures_exit():
+            started = start_retrain(
+                bundle,
+                registry or config.registry,
+                pipelines_host,
+                retrain_data,
+                retrain_side,
+                at - timedelta(days=retrain_days),
+                at,
+                " ".join(result.decision.why),
+                local_retrain,
+                config.runs,
+            )
+        console.print(started.said)
     if rollout is not RolloutMode.off:
         from flywheel_mlops.loop.rollout import RouterKind, take_rollout_step
 
@@ -186,43 +189,6 @@ def monitor(
                 inference_service=inference_service,
             )
         print_rollout(decision)
-
-
-def _start_retrain(
-    bundle: Bundle,
-    registry: str,
-    host: str,
-    data: str,
-    side: str,
-    start: datetime,
-    end: datetime,
-    why: str,
-    local: bool,
-    runs: Path,
-) -> None:
-    """Submit the retrain to KFP, or run it here with the local runner, or say it did not."""
-    from flywheel_mlops.loop.retrain import retrain_request, run_local_retrain, submit_retrain
-
-    if host:
-        with failures_exit():
-            run = submit_retrain(host, bundle, registry, data, side, start, end, why)
-        console.print(f"retraining run [green]{run.run_id}[/green] started: {run.url}")
-        return
-    if not local or not data:
-        missing = "--retrain-data" if local else "--local-retrain"
-        console.print(
-            "[yellow]a retrain was decided but not started[/yellow]: no --pipelines-host "
-            f"(FLYWHEEL_PIPELINES_HOST) to submit it to, and {missing} is not given to run it "
-            "here with the KFP local runner"
-        )
-        return
-    with failures_exit():
-        request = retrain_request(bundle, registry, data, side, start, end, why)
-        log_path = runs / "retrain.log"
-        console.print(f"retraining here with the KFP local runner (log: {log_path})")
-        outcome = run_local_retrain(request, runs, log_path)
-    state = "registered as candidate" if outcome.promoted else "registered, not better"
-    console.print(f"retrained [green]{outcome.version or '-'}[/green]: {state}")
 
 
 def _database_window(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from flywheel_mlops.errors import ConfigError
 from flywheel_mlops.registry import Alias
@@ -70,3 +71,51 @@ def submit_retrain(
     """
     request = retrain_request(bundle, registry, data, side, start, end, why)
     return submit_training_run(host, request.arguments())
+
+
+@dataclass(frozen=True)
+class RetrainStart:
+    """How a decided retrain was started (or why not), and the sentence that says so."""
+
+    how: Literal["kfp", "local", "not_started"]
+    said: str
+    run: SubmittedRun | None = None
+    outcome: RunOutcome | None = None
+
+
+def start_retrain(
+    bundle: Bundle,
+    registry: str,
+    host: str,
+    data: str,
+    side: str,
+    start: datetime,
+    end: datetime,
+    why: str,
+    local: bool,
+    runs: Path,
+) -> RetrainStart:
+    """Submit the retrain to KFP at `host`; with no host, run it here through the KFP local
+    runner when `local` and `data` allow; otherwise say plainly that it was not started."""
+    if host:
+        run = submit_retrain(host, bundle, registry, data, side, start, end, why)
+        return RetrainStart("kfp", f"retraining run {run.run_id} started: {run.url}", run=run)
+    if not local or not data:
+        missing = "--retrain-data" if local else "--local-retrain"
+        return RetrainStart(
+            "not_started",
+            "a retrain was decided but not started: no --pipelines-host "
+            f"(FLYWHEEL_PIPELINES_HOST) to submit it to, and {missing} is not given to run it "
+            "here with the KFP local runner",
+        )
+    log_path = runs / "retrain.log"
+    outcome = run_local_retrain(
+        retrain_request(bundle, registry, data, side, start, end, why), runs, log_path
+    )
+    state = "registered as candidate" if outcome.promoted else "registered, not better"
+    return RetrainStart(
+        "local",
+        f"retraining here with the KFP local runner (log: {log_path}): "
+        f"{outcome.version or '-'} {state}",
+        outcome=outcome,
+    )
