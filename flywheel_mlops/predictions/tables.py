@@ -15,7 +15,7 @@ from sqlalchemy import (
     Table,
 )
 
-REQUEST_ID_MAX = 256
+from flywheel_mlops.edge.request_ids import REQUEST_ID_MAX
 
 metadata = MetaData()
 
