@@ -8,16 +8,18 @@ import operator
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from functools import cached_property, lru_cache
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
 from flywheel_mlops.errors import ConfigError, InvalidInputError
-from flywheel_mlops.spec import DatasetSpec
+
+if TYPE_CHECKING:  # the spec validates its baseline with this module's compiler
+    from flywheel_mlops.spec import DatasetSpec
 
 BASELINE_FEATURE = "baseline"
-_TIME_FEATURES = ("hour", "hour_sin", "hour_cos", "weekday", "is_weekend")
+TIME_FEATURES = ("hour", "hour_sin", "hour_cos", "weekday", "is_weekend")
 #: 1970-01-01, day 0 of datetime64, was a Thursday (Monday is 0, as in pandas' dt.weekday).
 _EPOCH_WEEKDAY = 3
 _MINUTES_PER_DAY = 24 * 60
@@ -169,7 +171,7 @@ class FeaturePipeline:
         """Names of the matrix columns `transform` returns, in order."""
         names = list(self.numeric)
         if self.timestamp:
-            names += list(_TIME_FEATURES)
+            names += list(TIME_FEATURES)
         if self.baseline:
             names.append(BASELINE_FEATURE)
         for column, values in sorted(self.categories.items()):
@@ -208,10 +210,10 @@ class FeaturePipeline:
             matrix[:, at] = numbers(name)
             at += 1
         if self.timestamp:
-            matrix[:, at : at + len(_TIME_FEATURES)] = _time_features(
+            matrix[:, at : at + len(TIME_FEATURES)] = _time_features(
                 _datetimes(records[self.timestamp])
             )
-            at += len(_TIME_FEATURES)
+            at += len(TIME_FEATURES)
         if self._rule is not None:
             matrix[:, at] = self._rule(numbers)
             at += 1

@@ -10,6 +10,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from flywheel_mlops.errors import ConfigError
+from flywheel_mlops.features import BASELINE_FEATURE, TIME_FEATURES, compile_baseline
 
 
 class _Strict(BaseModel):
@@ -108,10 +109,7 @@ class DatasetSpec(_Strict):
         return self
 
     def _generated_names_are_free(self, features: list[str]) -> None:
-        # features.py imports this module; the names it generates are read when validating.
-        from flywheel_mlops.features import _TIME_FEATURES, BASELINE_FEATURE
-
-        generated = [*(_TIME_FEATURES if self.timestamp else ()), BASELINE_FEATURE]
+        generated = [*(TIME_FEATURES if self.timestamp else ()), BASELINE_FEATURE]
         taken = [c for c in features if c in generated]
         if taken:
             raise ValueError(
@@ -122,9 +120,6 @@ class DatasetSpec(_Strict):
     def _baseline_compiles(self) -> None:
         if not self.baseline:
             return
-        from flywheel_mlops.errors import ConfigError
-        from flywheel_mlops.features import compile_baseline
-
         try:
             rule = compile_baseline(self.baseline)
         except ConfigError as error:
