@@ -15,6 +15,7 @@ from flywheel_mlops.registry.bundle import PREDICTION
 
 ACTUAL = "actual"
 LOGGED_AT = "logged_at"
+EVENT_TIME = "event_time"  # the window's clock when the log has it; else the arrival time
 BATCH_ROWS = 100_000
 
 
@@ -149,9 +150,10 @@ def _bottom(keys: np.ndarray, k: int) -> np.ndarray:
 
 
 def _update_time_range(summary: WindowSummary, batch: pd.DataFrame) -> None:
-    if LOGGED_AT not in batch:
+    column = EVENT_TIME if EVENT_TIME in batch else LOGGED_AT
+    if column not in batch:
         return
-    times = batch[LOGGED_AT]
+    times = batch[column]
     if not isinstance(times.dtype, pd.DatetimeTZDtype):
         times = pd.to_datetime(times, utc=True, errors="coerce")
     low, high = times.min(), times.max()

@@ -17,9 +17,11 @@ import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any, Literal
 
 import orjson
+import pandas as pd
 
 from flywheel_mlops.edge.request_ids import request_id_problem
 from flywheel_mlops.errors import InvalidInputError
@@ -31,6 +33,10 @@ EVENT_TYPES = {REQUEST_TYPE: "request", RESPONSE_TYPE: "response"}
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
 EXTENSIONS = ("inferenceservicename", "namespace", "component", "endpoint")
+#: The answer names the request field that holds each record's event time (V1: a top-level key,
+#: V2: a response parameter); the predictor sets it from its bundle's dataset spec, so the
+#: service stays dataset-agnostic.
+EVENT_TIME_FIELD = "event_time_field"
 
 Kind = Literal["request", "response"]
 LABEL_MAX = 256  # model_name and model_version columns
@@ -438,6 +444,7 @@ def exchange_rows(exchange: Exchange, default_model_name: str) -> list[Predictio
         "model_name",
     )
     model_version = _label(response.get("model_version") or "unknown", "model_version")
+    times = event_times(records, _event_time_field(response))
     return [
         PredictionRow(
             request_id=request_id,
@@ -446,10 +453,37 @@ def exchange_rows(exchange: Exchange, default_model_name: str) -> list[Predictio
             model_version=model_version,
             features=record,
             prediction=prediction,
+            event_time=moment,
             call_rows=len(records),
         )
-        for index, (record, prediction) in enumerate(zip(records, predicted, strict=True))
+        for index, (record, prediction, moment) in enumerate(
+            zip(records, predicted, times, strict=True)
+        )
     ]
+
+
+def _event_time_field(response: dict[str, Any]) -> str | None:
+    parameters = response.get("parameters")
+    named = response.get(EVENT_TIME_FIELD) or (
+        parameters.get(EVENT_TIME_FIELD) if isinstance(parameters, dict) else None
+    )
+    return named if isinstance(named, str) and named else None
+
+
+def event_times(records: list[dict[str, Any]], name: str | None) -> list[datetime | None]:
+    """Each record's event time from its field `name` (UTC; a naive time is read as UTC).
+
+    None where there is no such field or its value is not a time: the row then keeps its
+    arrival time as its event time, and is stored all the same (no row is lost over a clock).
+    """
+    if name is None:
+        return [None] * len(records)
+    values = [record.get(name) if isinstance(record, dict) else None for record in records]
+    texts = [value if isinstance(value, str) else None for value in values]
+    parsed = pd.to_datetime(
+        pd.Series(texts, dtype=object), utc=True, errors="coerce", format="ISO8601"
+    )
+    return [None if pd.isna(moment) else moment.to_pydatetime() for moment in parsed]
 
 
 def _json_bytes(body: Any) -> bytes:

@@ -18,6 +18,7 @@ class PredictionRow:
     features: dict[str, Any]
     prediction: float
     logged_at: datetime | None = None  # None: the time it is stored (UTC)
+    event_time: datetime | None = None  # when the event happened; None: the arrival time
     call_rows: int | None = None  # records in the call it came from; None: not checked
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import orjson
 import pandas as pd
-from sqlalchemy import Engine, Text, and_, cast, create_engine, event, func, select, text
+from sqlalchemy import Engine, Text, and_, cast, create_engine, event, func, inspect, select, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -30,7 +30,7 @@ from flywheel_mlops.predictions.records import (
 from flywheel_mlops.predictions.tables import REQUEST_ID_MAX, feedback, metadata, predictions
 
 logger = logging.getLogger(__name__)
-BASE_COLUMNS = ("request_id", "row", "model_version", "logged_at")
+BASE_COLUMNS = ("request_id", "row", "model_version", "logged_at", "event_time")
 _KEY_CHUNK = 500  # request ids per IN (...) lookup
 _READ_CHUNK = 50_000  # rows per streamed partition in window()
 
@@ -41,6 +41,10 @@ class DatabaseUnavailable(FlywheelError):
     status_code = 503
     exit_code = 6
 
+
+#: The clock of every window: when the event happened; rows from before the event_time column
+#: existed have only their arrival time.
+_EVENT_TIME = func.coalesce(predictions.c.event_time, predictions.c.logged_at)
 
 #: A feedback row belongs to the prediction row with the same request id and row number.
 _SAME_ROW = and_(
@@ -169,7 +173,23 @@ class PredictionStore:
             if self._sqlite and database and database != ":memory:":
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
             metadata.create_all(self.engine, checkfirst=True)
+            self._add_event_time_column()
             self._schema_ready = True
+
+    def _add_event_time_column(self) -> None:
+        """A log created before event time gains the column (nullable) and its index in place."""
+        columns = {c["name"] for c in inspect(self.engine).get_columns(predictions.name)}
+        if "event_time" in columns:
+            return
+        kind = "TIMESTAMP WITH TIME ZONE" if not self._sqlite else "DATETIME"
+        with self.engine.begin() as connection:
+            connection.execute(text(f"ALTER TABLE predictions ADD COLUMN event_time {kind}"))
+            connection.execute(
+                text(
+                    "CREATE INDEX IF NOT EXISTS predictions_model_event_time "
+                    "ON predictions (model_name, event_time)"
+                )
+            )
 
     def _time(self, moment: datetime) -> datetime:
         """`moment` in UTC; naive for SQLite, which stores no zone."""
@@ -232,6 +252,7 @@ class PredictionStore:
                     "features": row.features,
                     "prediction": prediction,
                     "logged_at": self._time(row.logged_at or now),
+                    "event_time": self._time(row.event_time or row.logged_at or now),
                 },
             )
         if not params:
@@ -381,9 +402,9 @@ class PredictionStore:
     ) -> list[Any]:
         conditions = []
         if start is not None:
-            conditions.append(predictions.c.logged_at >= self._time(start))
+            conditions.append(self._time(start) <= _EVENT_TIME)
         if end is not None:
-            conditions.append(predictions.c.logged_at < self._time(end))
+            conditions.append(self._time(end) > _EVENT_TIME)
         if model_name is not None:
             conditions.append(predictions.c.model_name == model_name)
         return conditions
@@ -395,13 +416,15 @@ class PredictionStore:
         model_name: str | None = None,
         chunk_rows: int = _READ_CHUNK,
     ) -> pd.DataFrame:
-        """One row per prediction logged in [start, end), oldest first.
+        """One row per prediction whose event time is in [start, end), oldest event first.
 
-        Columns: request_id, row, model_version, logged_at (UTC), one column per feature of the
-        records as sent (a feature named like a base column becomes `features.<name>`),
-        prediction, and actual (NaN until feedback arrives). Rows are streamed from the database
-        in chunks of `chunk_rows`, so a window of a million rows does not hold the driver's
-        copy and the frame at once. None for start or end leaves that side open.
+        Columns: request_id, row, model_version, logged_at (arrival, UTC), event_time (when the
+        event happened, UTC; the arrival time if the request carried none), one column per
+        feature of the records as sent (a feature named like a base column becomes
+        `features.<name>`), prediction, and actual (NaN until feedback arrives). Rows are
+        streamed from the database in chunks of `chunk_rows`, so a window of a million rows
+        does not hold the driver's copy and the frame at once. None for start or end leaves
+        that side open.
         """
         joined = predictions.outerjoin(
             feedback,
@@ -413,13 +436,14 @@ class PredictionStore:
                 predictions.c.row,
                 predictions.c.model_version,
                 predictions.c.logged_at,
+                _EVENT_TIME.label("event_time"),
                 cast(predictions.c.features, Text).label("features"),
                 predictions.c.prediction,
                 feedback.c.actual,
             )
             .select_from(joined)
             .where(*self._window_filter(start, end, model_name))
-            .order_by(predictions.c.logged_at, predictions.c.request_id, predictions.c.row)
+            .order_by(_EVENT_TIME, predictions.c.request_id, predictions.c.row)
         )
         parts: list[pd.DataFrame] = []
         with self._unavailable_as_error():
@@ -514,6 +538,7 @@ def _frame(rows: Sequence[Any]) -> pd.DataFrame:
     frame = pd.concat([raw[list(BASE_COLUMNS)], features, raw[["prediction", "actual"]]], axis=1)
     frame["row"] = frame["row"].astype(np.int64)
     frame["logged_at"] = pd.to_datetime(frame["logged_at"], utc=True)
+    frame["event_time"] = pd.to_datetime(frame["event_time"], utc=True)
     frame["prediction"] = frame["prediction"].astype(np.float64)
     frame["actual"] = pd.to_numeric(frame["actual"], errors="coerce").astype(np.float64)
     frame["request_id"] = frame["request_id"].astype(object)

@@ -69,6 +69,12 @@ class ServedModel:
         return str(self.bundle.metadata.get("family", ""))
 
     @property
+    def event_time_field(self) -> str | None:
+        """The request field holding each record's event time (the spec's timestamp), if any."""
+        spec = self.bundle.spec
+        return spec.timestamp if spec is not None else None
+
+    @property
     def target(self) -> str:
         """The column the model predicts (pickup_minutes)."""
         return str(self.bundle.metadata.get("target", "prediction"))

@@ -25,6 +25,7 @@ from flywheel_inference.v2_tensors import (
 )
 from flywheel_mlops.edge.request_ids import new_request_id, request_id_problem
 from flywheel_mlops.errors import FlywheelError, InvalidInputError
+from flywheel_mlops.predictions.cloudevents import EVENT_TIME_FIELD
 from flywheel_mlops.predictions.payload_logger import PayloadLogger
 from flywheel_mlops.schema import Columns
 from flywheel_mlops.serving.alias_watcher import AliasWatcher, CanarySplit
@@ -286,7 +287,13 @@ class PickupPredictor(kserve.Model):
             response: dict[str, Any] | InferResponse
             if isinstance(payload, InferRequest):
                 response = infer_response(
-                    payload, self.name, served.version, request_id, served.target, predictions
+                    payload,
+                    self.name,
+                    served.version,
+                    request_id,
+                    served.target,
+                    predictions,
+                    served.event_time_field,
                 )
             else:
                 response = {
@@ -295,6 +302,8 @@ class PickupPredictor(kserve.Model):
                     "model_version": served.version,
                     "request_id": request_id,
                 }
+                if served.event_time_field:
+                    response[EVENT_TIME_FIELD] = served.event_time_field
         except FlywheelError as error:
             raise to_kserve(error, self.name) from error
         if isinstance(payload, InferRequest):

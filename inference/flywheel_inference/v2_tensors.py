@@ -14,6 +14,7 @@ from kserve.protocol.infer_type import InferInput, InferOutput, InferRequest, In
 
 from flywheel_inference.binary_request import TextInput
 from flywheel_mlops.errors import InvalidInputError
+from flywheel_mlops.predictions.cloudevents import EVENT_TIME_FIELD
 from flywheel_mlops.schema import InputSchema
 
 _NUMBERS = frozenset({"FP64", "FP32", "INT64", "INT32"})
@@ -141,6 +142,7 @@ def infer_response(
     request_id: str,
     output: str,
     predictions: np.ndarray,
+    event_time_field: str | None = None,
 ) -> InferResponse:
     """The V2 answer: one FP64 output named after the target, binary when the client asked."""
     if request.request_outputs:
@@ -160,8 +162,15 @@ def infer_response(
         infer_outputs=[tensor],
         use_binary_outputs=bool(request.use_binary_outputs),
         requested_outputs=request.request_outputs,
-        parameters={"request_id": request_id},
+        parameters=_parameters(request_id, event_time_field),
     )
+
+
+def _parameters(request_id: str, event_time_field: str | None) -> dict[str, str]:
+    """The answer's parameters: its request id, and the field holding each record's event time
+    (read by the prediction log, so the service needs no dataset spec of its own)."""
+    named = {EVENT_TIME_FIELD: event_time_field} if event_time_field else {}
+    return {"request_id": request_id, **named}
 
 
 def v2_log_bodies(
@@ -191,6 +200,7 @@ def v2_log_bodies(
         "id": request_id,
         "model_name": model_name,
         "model_version": served.version,
+        "parameters": _parameters(request_id, served.event_time_field),
         "outputs": [
             {
                 "name": served.target,

@@ -120,6 +120,7 @@ def test_window_has_the_documented_columns_with_features_expanded(store: Predict
         "row",
         "model_version",
         "logged_at",
+        "event_time",
         "zone",
         "distance_km",
         "incidents",
@@ -208,3 +209,45 @@ def test_missing_feature_values_are_stored_as_null(store: PredictionStore) -> No
     frame = store.window(None, None)
     assert frame["x"].isna().all()
     assert frame["y"].isna().all()
+
+
+def test_windows_select_by_event_time_not_by_arrival(store: PredictionStore) -> None:
+    """A replay logs a week of history in seconds: each day's window holds that day's events."""
+    arrived = datetime.now(UTC)
+    store.log_predictions(
+        PredictionRow(f"r{day}", 0, "m", "v", {"x": day}, 1.0, arrived, T0 + timedelta(days=day))
+        for day in range(7)
+    )
+    days = [store.window(T0 + timedelta(days=d), T0 + timedelta(days=d + 1)) for d in range(7)]
+    assert [frame["x"].tolist() for frame in days] == [[d] for d in range(7)]
+    assert days[3]["event_time"].tolist() == [pd.Timestamp(T0 + timedelta(days=3))]
+    assert days[3]["logged_at"].tolist() == [pd.Timestamp(arrived).floor("us")]
+    assert store.labelled_count(T0, T0 + timedelta(days=1)) == 0
+
+
+def test_a_row_without_an_event_time_is_windowed_by_its_arrival(store: PredictionStore) -> None:
+    store.log_predictions(rows("r1", 1))  # event_time None: the arrival time stands in
+    frame = store.window(T0, T0 + timedelta(seconds=1))
+    assert frame["event_time"].tolist() == [pd.Timestamp(T0)]
+
+
+def test_a_log_from_before_event_time_gains_the_column_and_keeps_its_rows(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as old:
+        old.execute(
+            "CREATE TABLE predictions (request_id VARCHAR(256) NOT NULL, row INTEGER NOT NULL, "
+            "model_name VARCHAR(256) NOT NULL, model_version VARCHAR(256) NOT NULL, "
+            "logged_at DATETIME NOT NULL, features JSON NOT NULL, prediction FLOAT NOT NULL, "
+            "PRIMARY KEY (request_id, row))"
+        )
+        old.execute(
+            "INSERT INTO predictions VALUES ('old', 0, 'm', 'v', '2026-03-02 08:00:00', "
+            "'{\"x\": 1}', 5.0)"
+        )
+    store = PredictionStore(f"sqlite:///{path}")
+    store.log_predictions([PredictionRow("new", 0, "m", "v", {"x": 2}, 6.0, T0, T0)])
+    frame = store.window(T0 - timedelta(hours=1), T0 + timedelta(hours=1))
+    assert sorted(frame["request_id"]) == ["new", "old"]
+    assert frame["event_time"].tolist() == [pd.Timestamp(T0)] * 2

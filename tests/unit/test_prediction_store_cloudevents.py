@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import time
+from datetime import UTC, datetime
 
 import orjson
 import pytest
@@ -189,6 +190,41 @@ def test_a_paired_call_becomes_one_row_per_record(
     ]
     assert [r.features for r in rows] == V1_REQUEST["instances"]
     assert {r.model_name for r in rows} == {"pickup-eta"}
+
+
+@pytest.mark.parametrize(
+    ("response_body", "expected"),
+    [
+        (
+            {**V1_RESPONSE, "event_time_field": "request_time"},
+            [datetime(2026, 3, 2, 8, 0, tzinfo=UTC), datetime(2026, 3, 2, 7, 30, tzinfo=UTC)],
+        ),
+        (
+            {**V2_RESPONSE, "parameters": {"event_time_field": "request_time"}},
+            [datetime(2026, 3, 2, 8, 0, tzinfo=UTC), datetime(2026, 3, 2, 7, 30, tzinfo=UTC)],
+        ),
+        (V1_RESPONSE, [None, None]),  # no field named: the rows keep their arrival time
+    ],
+    ids=["v1-field", "v2-parameter", "none-named"],
+)
+def test_each_row_takes_its_event_time_from_the_field_the_answer_names(
+    response_body: dict, expected: list[datetime | None]
+) -> None:
+    times = ["2026-03-02 08:00:00", "2026-03-02T09:30:00+02:00"]
+    request = {
+        "instances": [
+            {**r, "request_time": t} for r, t in zip(V1_REQUEST["instances"], times, strict=True)
+        ]
+    }
+    exchange = Exchange(event("request", request), event("response", response_body))
+    assert [r.event_time for r in exchange_rows(exchange, "pickup-eta")] == expected
+
+
+def test_a_record_whose_event_time_is_not_a_time_is_kept_with_its_arrival_time() -> None:
+    request = {"instances": [{"request_time": "yesterday"}, {"request_time": 7}, {}]}
+    response = {"predictions": [1.0, 2.0, 3.0], "event_time_field": "request_time"}
+    rows = exchange_rows(Exchange(event("request", request), event("response", response)), "m")
+    assert [(r.row, r.event_time) for r in rows] == [(0, None), (1, None), (2, None)]
 
 
 @pytest.mark.parametrize(
