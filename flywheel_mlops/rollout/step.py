@@ -90,7 +90,7 @@ def rollout_step(
         )
         _retire_candidate(registry, model, canary.version, decision.reason)
     elif canary is not None:
-        decision = _judge(registry, model, log, router, canary, champion, now, options)
+        decision = _judge(registry, model, log, router, canary, champion, now, options, history)
     else:
         candidate = registry.alias(model, Alias.CANDIDATE)
         if candidate is None or candidate.version == champion:
@@ -106,7 +106,8 @@ def rollout_step(
             )
     if repaired:
         decision = replace(decision, reason=f"{'; '.join(repaired)}; then: {decision.reason}")
-    return history.record(decision)
+    # Stamped with the loop's clock (event time), not the wall clock: a replay decides alike.
+    return history.record(replace(decision, at=now.isoformat(timespec="seconds")))
 
 
 def _judge(
@@ -118,9 +119,10 @@ def _judge(
     champion: str,
     now: datetime,
     options: RolloutOptions,
+    history: RolloutLog,
 ) -> RolloutDecision:
     # Only traffic since the canary started: before it, the champion served alone.
-    window = log.window(datetime.fromisoformat(canary.at), now, model)
+    window = log.window(_canary_start(history, canary), now, model)
     verdict = judge_canary(
         window,
         canary.version,
@@ -135,6 +137,17 @@ def _judge(
     if verdict.action is not RolloutAction.WAIT:
         _retire_candidate(registry, model, canary.version, verdict.reason)
     return verdict
+
+
+def _canary_start(history: RolloutLog, canary: AliasRecord) -> datetime:
+    """When the canary started, in the loop's clock: the event time its `canary` step was
+    recorded at; the alias's own (wall-clock) time when that record is not at hand."""
+    started = [
+        d.at
+        for d in history.read()
+        if d.action is RolloutAction.CANARY and d.candidate == canary.version
+    ]
+    return datetime.fromisoformat(started[-1] if started else canary.at)
 
 
 def _gate(
