@@ -112,16 +112,14 @@ def run_story(config: StoryConfig, home: Path, say: Callable[[str], None] = prin
         daily_cap=1,
     )
     router, rollouts = LocalRouter(registry, spec.name), RolloutLog(home / "rollouts.jsonl")
-    # The rollout step a cluster's monitor job takes, on the local router; it reads live traffic
-    # from the canary's start (wall clock) and gates on the hours `gate_hours` says.
+    # The rollout step a cluster's monitor job takes, on the local router; every window, the
+    # policy's clock, the gate's "recent" and the canary's "since" are in event time (the trips'
+    # request_time, which the prediction log records), so the same seed decides the same.
     rollout_options = RolloutOptions(canary_percent=config.canary_percent)
     result = StoryResult()
     pending: list[tuple[str, list[float]]] = []
     canary: str | None = None
     first_bad: date | None = None
-    # The log stamps rows when they arrive (wall-clock time); each simulated day is replayed
-    # in its own stretch of wall-clock time, so these marks turn days into log windows.
-    marks: dict[date, datetime] = {}
 
     with (
         running_services(registry_uri, database_url, spec.name, home / "logs") as endpoints,
@@ -131,13 +129,14 @@ def run_story(config: StoryConfig, home: Path, say: Callable[[str], None] = prin
         for day in replay.days(day_of(config.train_days), day_of(config.days - 1)):
             record = DayRecord(day)
             result.days.append(record)
-            marks[day] = datetime.now(UTC)
             _post_feedback(feedback, pending)  # yesterday's outcomes arrive today
             pending = []
             sent = 0
-            for batch in replay.batches(day, config.batch_size):
+            for number, batch in enumerate(replay.batches(day, config.batch_size)):
                 try:
-                    answer = client.predict(batch.records)
+                    # A request id of our own: the canary's share is chosen by hashing it, so
+                    # the same requests go to the same version on every run.
+                    answer = client.predict(batch.records, request_id=f"{day}-{number:05d}")
                 except InvalidInputError:
                     record.rejected += len(batch.records)  # the app's 4xx, logged by the server
                     continue
@@ -152,7 +151,10 @@ def run_story(config: StoryConfig, home: Path, say: Callable[[str], None] = prin
             yesterday = day - timedelta(days=1)
             if yesterday < day_of(config.train_days):
                 continue
-            window = store.window(marks[yesterday], marks[day], spec.name)
+            # Yesterday's outcomes were posted this morning (202: stored asynchronously); the
+            # window is read once every one of them is in, not whenever the writer got to it.
+            _wait_for_labels(store, expected=result.days[-2].requests, window=(yesterday, day))
+            window = store.window(_utc(yesterday), _utc(day), spec.name)
             labelled = window.dropna(subset=["actual"])
             previous = result.days[-2]
             previous.mae = _mae(labelled)
@@ -161,14 +163,18 @@ def run_story(config: StoryConfig, home: Path, say: Callable[[str], None] = prin
                 str(v): _mae(p) for v, p in labelled.groupby("model_version")
             }
 
+            # The rollout acts after today's requests were served: a canary started now serves
+            # from tomorrow's first request, so its "since" is the end of today in event time.
+            tonight = _utc(day + timedelta(days=1))
             if canary is not None:
                 verdict = rollout_step(
-                    registry, spec.name, store, router, rollouts, datetime.now(UTC), rollout_options
+                    registry, spec.name, store, router, rollouts, tonight, rollout_options
                 )
                 if verdict.action is not RolloutAction.WAIT:
                     record.events.append(f"{verdict.action} {canary}: {verdict.reason}")
                     say(f"{day}: {verdict.action} {canary} — {verdict.reason}")
                     canary = None
+                    _wait_until_serving(endpoints.predictor, spec.name, registry, canary)
             champion_version = registry.resolve(spec.name, Alias.CHAMPION)
 
             champion = registry.load(spec.name, champion_version)
@@ -201,29 +207,26 @@ def run_story(config: StoryConfig, home: Path, say: Callable[[str], None] = prin
             if candidate.version is None:
                 continue
             # The gate scores both models on the labelled traffic since the world changed.
-            now = datetime.now(UTC)
-            since = marks.get(fresh_start, marks[yesterday])
+            gate_hours = (tonight - _utc(fresh_start)).total_seconds() / 3600
             gate = rollout_step(
                 registry,
                 spec.name,
                 store,
                 router,
                 rollouts,
-                now,
-                replace(rollout_options, gate_hours=(now - since).total_seconds() / 3600),
+                tonight,
+                replace(rollout_options, gate_hours=gate_hours),
             )
             say(f"{day}: {candidate.version} — {gate.reason}")
             if gate.action is RolloutAction.CANARY:
                 canary = candidate.version
                 record.events.append(f"canary {canary} at {config.canary_percent}%")
-                time.sleep(1.5)  # the predictor picks the canary up on its next alias poll
+                _wait_until_serving(endpoints.predictor, spec.name, registry, canary)
 
         _post_feedback(feedback, pending)
     _wait_for_labels(store)
     result.rollouts = [r.__dict__ for r in rollouts.read()]
-    result.summary = _summary(
-        config, result, store, registry, spec.name, marks[day_of(config.closure_day)]
-    )
+    result.summary = _summary(config, result, store, registry, spec.name)
     result.report_path = write_report(
         result.days,
         store.window(None, None, spec.name),
@@ -235,6 +238,41 @@ def run_story(config: StoryConfig, home: Path, say: Callable[[str], None] = prin
 
 def _utc(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def _wait_until_serving(
+    predictor: str, model: str, registry: Registry, canary: str | None, seconds: float = 120
+) -> None:
+    """Wait until the predictor serves what the registry says (its champion, and `canary` or no
+    canary), read from its /metrics: the next day's requests must all meet the same versions,
+    however long the predictor takes to load a bundle on a busy machine."""
+    champion = registry.resolve(model, Alias.CHAMPION)
+    wanted = (champion, canary)
+    deadline = time.monotonic() + seconds
+    while (serving := _serving(predictor, model)) != wanted:
+        if time.monotonic() > deadline:
+            raise FlywheelError(
+                f"after {seconds:.0f} s the predictor serves {serving} (champion, canary), "
+                f"the registry says {wanted}"
+            )
+        time.sleep(0.1)
+
+
+def _serving(predictor: str, model: str) -> tuple[str | None, str | None]:
+    """(champion, canary) versions the predictor reports serving in its Prometheus metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    champion = canary = None
+    text = httpx.get(f"{predictor}/metrics", timeout=10).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.labels.get("model_name") != model:
+                continue
+            if sample.name == "flywheel_model_info":
+                champion = sample.labels.get("version")
+            elif sample.name == "flywheel_canary_percent" and sample.value > 0:
+                canary = sample.labels.get("version")
+    return champion, canary
 
 
 def _mae(frame: pd.DataFrame) -> float:
@@ -257,9 +295,26 @@ def _wait_for_log(store: PredictionStore, expected: int, seconds: float = 60) ->
         time.sleep(0.2)
 
 
-def _wait_for_labels(store: PredictionStore, seconds: float = 30) -> None:
+def _wait_for_labels(
+    store: PredictionStore,
+    seconds: float = 60,
+    expected: int | None = None,
+    window: tuple[date, date] | None = None,
+) -> None:
+    """Wait until no outcome waits for its prediction, or until `window`'s event-time days hold
+    `expected` labelled predictions (an error after `seconds` then: a lost label)."""
     deadline = time.monotonic() + seconds
-    while store.counts().get("pending", 0) and time.monotonic() < deadline:
+    if expected is None or window is None:
+        while store.counts().get("pending", 0) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return
+    start, end = _utc(window[0]), _utc(window[1])
+    while (labelled := store.labelled_count(start, end)) < expected:
+        if time.monotonic() > deadline:
+            raise FlywheelError(
+                f"{labelled} of {expected} outcomes of {window[0]} joined the log "
+                f"after {seconds:.0f} s"
+            )
         time.sleep(0.2)
 
 
@@ -281,7 +336,6 @@ def _summary(
     store: PredictionStore,
     registry: Registry,
     model: str,
-    closure_mark: datetime,
 ) -> dict[str, Any]:
     closure = SimulationConfig().start + timedelta(days=config.closure_day)
     before = [d for d in result.days if d.day < closure and not np.isnan(d.mae)]
@@ -298,7 +352,7 @@ def _summary(
         v1, v2 = promoted[0]["champion"], promoted[0]["candidate"]
         # Both models score the same post-closure trips offline: a fair comparison even for
         # the days before v2 served any of them.
-        post = store.window(closure_mark, None, model).dropna(subset=["actual"])
+        post = store.window(_utc(closure), None, model).dropna(subset=["actual"])
         scored = {
             v: _mae(post.assign(prediction=registry.load(model, v).predict(post))) for v in (v1, v2)
         }

@@ -108,6 +108,12 @@ class ServingMetrics:
             ["model_name"],
             registry=registry,
         )
+        self.canary = Gauge(
+            "flywheel_canary_percent",
+            "Share of requests the canary version serves now (no series: no canary).",
+            ["model_name", "version"],
+            registry=registry,
+        )
         self.swaps = Counter(
             "flywheel_model_swaps",
             "Hot swaps to a new version, by outcome.",

@@ -186,6 +186,7 @@ class PickupPredictor(kserve.Model):
             if self._canary is not None:
                 log.info("canary %s ended", self._canary[0].version)
             self._canary = None
+            self.metrics.canary.clear()
             return
         version, percent = state.version, state.percent
         assert isinstance(self.source, RegistrySource)
@@ -200,6 +201,8 @@ class PickupPredictor(kserve.Model):
             )
             return
         self._canary = (served, int(percent))
+        self.metrics.canary.clear()
+        self.metrics.canary.labels(self.name, version).set(int(percent))
         log.info(
             "canary %s takes %s%% of requests",
             version,
