@@ -131,3 +131,28 @@ def test_a_stopped_server_raises_database_unavailable_and_a_restart_recovers(
     store.log_predictions([PredictionRow("b", 0, "m", "v", {"x": 2}, 2.0)])
     assert store.counts()["predictions"] == 2
     store.close()
+
+
+def test_a_log_from_before_event_time_gains_the_column_on_postgresql(postgres_url: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    with create_engine(postgres_url).begin() as old:
+        old.execute(
+            text(
+                "CREATE TABLE predictions (request_id VARCHAR(256) NOT NULL, row INTEGER NOT NULL,"
+                " model_name VARCHAR(256) NOT NULL, model_version VARCHAR(256) NOT NULL,"
+                " logged_at TIMESTAMP WITH TIME ZONE NOT NULL, features JSON NOT NULL,"
+                " prediction FLOAT NOT NULL, PRIMARY KEY (request_id, row))"
+            )
+        )
+        old.execute(
+            text(
+                "INSERT INTO predictions VALUES "
+                "('old', 0, 'm', 'v', '2026-03-02 08:00:00+00', '{\"x\": 1}', 5.0)"
+            )
+        )
+    store = PredictionStore(postgres_url)
+    store.log_predictions([PredictionRow("new", 0, "m", "v", {"x": 2}, 6.0, T0, T0)])
+    frame = store.window(T0 - timedelta(hours=1), T0 + timedelta(hours=1))
+    assert sorted(frame["request_id"]) == ["new", "old"]
+    assert frame["event_time"].tolist() == [pd.Timestamp(T0)] * 2
