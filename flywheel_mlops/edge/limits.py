@@ -1,8 +1,9 @@
 """The one size, depth and time policy both servers enforce at their edge, and its refusals.
 
 The predictor's request gate and the prediction service's body middleware apply the same
-`EdgeLimits`; uvicorn gets the transport half of it (header buffer, keep-alive) from
-`uvicorn_options`. Every refusal is an `EdgeRefusal` that names the limit and what was found.
+`EdgeLimits`; uvicorn gets the transport half of it (header buffer, header deadline,
+keep-alive) from `uvicorn_options`. Every refusal is an `EdgeRefusal` that names the limit and
+what was found.
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ class EdgeLimits:
     body_timeout: float = 30.0
     """Seconds from the end of the headers to the last body byte (408 beyond)."""
 
+    header_timeout: float = 10.0
+    """Seconds from opening a connection (on keep-alive, from the next head's first byte) to
+    the end of the request's headers; past it the connection is closed."""
+
     max_header_bytes: int = 16 * 1024
     """Total size of the request line's headers, names and values (431 beyond)."""
 
@@ -43,10 +48,12 @@ def uvicorn_options(limits: EdgeLimits) -> dict[str, Any]:
     """uvicorn.Config keyword arguments that bound what a connection can hold.
 
     h11 rather than httptools: h11 bounds the bytes it buffers for a request head, httptools
-    buffers headers of any size.
+    buffers headers of any size; the h11 protocol is extended with the header deadline.
     """
+    from flywheel_mlops.edge.header_deadline import header_deadline_protocol
+
     return {
-        "http": "h11",
+        "http": header_deadline_protocol(limits.header_timeout),
         "h11_max_incomplete_event_size": limits.transport_header_bytes,
         "timeout_keep_alive": max(1, round(limits.keep_alive_timeout)),
     }

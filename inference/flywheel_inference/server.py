@@ -94,6 +94,12 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
         help="Seconds a request body may take to arrive after its headers (408 beyond).",
     )
     flywheel.add_argument(
+        "--header_timeout",
+        type=float,
+        default=EdgeLimits.header_timeout,
+        help="Seconds a request's headers may take to arrive; then the connection is closed.",
+    )
+    flywheel.add_argument(
         "--max_header_bytes",
         type=int,
         default=EdgeLimits.max_header_bytes,
@@ -211,6 +217,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         max_body_bytes=args.max_body_bytes,
         max_json_depth=args.max_json_depth,
         body_timeout=args.body_timeout,
+        header_timeout=args.header_timeout,
         max_header_bytes=args.max_header_bytes,
         keep_alive_timeout=args.timeout_keep_alive,
     )

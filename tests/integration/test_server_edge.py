@@ -98,6 +98,50 @@ def test_slow_body_clients_cannot_turn_normal_clients_away_at_the_recommended_ca
         sock.close()
 
 
+def _trickle_headers_until_closed(port: int, normal_url: str, deadline: float) -> float:
+    """Send a request head one byte every 0.2 s, serving normal calls meanwhile; return how
+    long the server kept the trickling connection open."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=deadline + 10)
+    head = b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\nx-slow: " + b"a" * 200
+    started = time.monotonic()
+    with sock, httpx.Client(timeout=5) as client:
+        for byte in head:
+            try:
+                sock.sendall(bytes([byte]))
+            except OSError:  # closed by the server
+                break
+            assert client.get(normal_url).status_code == 200
+            sock.settimeout(0.2)
+            try:
+                if sock.recv(1) == b"":
+                    break
+            except TimeoutError:
+                continue
+        return time.monotonic() - started
+
+
+@pytest.mark.parametrize("server", ["predictor", "service"])
+def test_a_request_head_that_trickles_in_is_cut_off_at_the_header_timeout(
+    start_predictor: ServerFactory, bundle_dir: Path, tmp_path: Path, server: str
+) -> None:
+    if server == "predictor":
+        predictor = start_predictor("--model_dir", str(bundle_dir), "--header_timeout", "1.5")
+        url, normal = predictor.url, predictor.url + f"/v1/models/{MODEL}"
+    else:
+        settings = ServiceSettings(
+            database_url=f"sqlite:///{tmp_path / 'log.sqlite'}", header_timeout=1.5
+        )
+        running = ServiceThread(settings)
+        running.start()
+        url, normal = running.url, running.url + "/healthz"
+    try:
+        held = _trickle_headers_until_closed(int(url.rsplit(":", 1)[1]), normal, 1.5)
+    finally:
+        if server == "service":
+            running.stop()
+    assert 1.4 <= held < 5, f"the trickling head was held {held:.1f} s"
+
+
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceThread]:
     """One prediction service (SQLite) with the default limits, for the read-only tests."""

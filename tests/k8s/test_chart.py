@@ -298,6 +298,7 @@ def test_should_pass_the_request_limits_to_the_predictor(helm_template):
         "maxBodyBytes": 1048576,
         "maxJsonDepth": 32,
         "bodyTimeoutSeconds": 10,
+        "headerTimeoutSeconds": 5,
         "maxHeaderBytes": 8192,
     }
     result = helm_template({"predictor": {"limits": limits, "containerConcurrency": 8}})
@@ -310,6 +311,7 @@ def test_should_pass_the_request_limits_to_the_predictor(helm_template):
         "--max_body_bytes=1048576",
         "--max_json_depth=32",
         "--body_timeout=10",
+        "--header_timeout=5",
         "--max_header_bytes=8192",
     } <= set(args)
     assert predictor["containerConcurrency"] == 8

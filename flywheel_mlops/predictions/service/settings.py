@@ -32,6 +32,12 @@ class ServiceSettings(Settings):
         gt=0,
         description="Seconds a request body may take to arrive after its headers; then 408.",
     )
+    header_timeout: float = Field(
+        default=EdgeLimits.header_timeout,
+        gt=0,
+        description="Seconds a request's headers may take to arrive; then the connection is "
+        "closed.",
+    )
     max_header_bytes: int = Field(
         default=EdgeLimits.max_header_bytes,
         ge=1024,
@@ -79,6 +85,7 @@ class ServiceSettings(Settings):
             max_body_bytes=self.max_body_bytes,
             max_json_depth=self.max_json_depth,
             body_timeout=self.body_timeout,
+            header_timeout=self.header_timeout,
             max_header_bytes=self.max_header_bytes,
             keep_alive_timeout=self.keep_alive_timeout,
         )
