@@ -57,8 +57,24 @@ def rollout(
         int, typer.Option(help="Labelled recent rows the gate needs.", min=1)
     ] = 200,
     canary_min_rows: Annotated[
-        int, typer.Option(help="Labelled live rows each version needs before a verdict.", min=1)
+        int,
+        typer.Option(help="Labelled live rows both models must score before a verdict.", min=2),
     ] = 100,
+    canary_max_rows: Annotated[
+        int,
+        typer.Option(help="Paired rows after which an undecided canary is rolled back.", min=2),
+    ] = 20_000,
+    canary_margin: Annotated[
+        float,
+        typer.Option(
+            help="Share of the champion's MAE the canary's lower bound must beat to promote.",
+            min=0.0,
+        ),
+    ] = 0.01,
+    canary_alpha: Annotated[
+        float,
+        typer.Option(help="Error level of the canary's confidence sequence.", min=1e-6, max=0.5),
+    ] = 0.05,
 ) -> None:
     """Gate the registry's `candidate`, start, judge, promote or roll back a canary, or wait;
     append the decision to rollouts.jsonl. Exit 0 for every decision, non-zero for a broken
@@ -81,6 +97,9 @@ def rollout(
                 gate_hours=gate_hours,
                 gate_min_rows=gate_min_rows,
                 canary_min_rows=canary_min_rows,
+                canary_max_rows=canary_max_rows,
+                canary_margin=canary_margin,
+                canary_alpha=canary_alpha,
             ),
             namespace=namespace,
             inference_service=inference_service,

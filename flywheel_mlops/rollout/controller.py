@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 
 from flywheel_mlops.registry.bundle import Bundle
-from flywheel_mlops.scoring import error_summary, mae
+from flywheel_mlops.rollout.paired import Verdict, paired_bound, rows_still_needed, verdict
+from flywheel_mlops.scoring import error_summary
 
 ACTUAL = "actual"
 
@@ -85,46 +86,71 @@ def gate_candidate(
 
 
 def judge_canary(
+    canary: Bundle,
+    champion: Bundle,
     window: pd.DataFrame,
-    candidate: str,
-    champion: str,
-    margin: float = 0.0,
+    margin: float = 0.01,
+    alpha: float = 0.05,
     min_rows: int = 100,
+    max_rows: int = 20_000,
 ) -> RolloutDecision:
-    """Live verdict: each version's MAE on the labelled traffic it actually served."""
+    """Live verdict, paired: both models score every labelled row of the canary window (served
+    by either version) from its logged features, and the mean of d = |champion error| -
+    |canary error| is bounded by a confidence sequence (rollout/paired.py) valid at every run.
+
+    PROMOTE when its lower bound exceeds `margin` x the champion's MAE on those rows, ROLLBACK
+    when its upper bound is below zero, ROLLBACK as inconclusive (the champion stays) once
+    `max_rows` rows decided neither, else WAIT; WAIT too below `min_rows` paired rows. Rows with
+    a category either model never saw are left out and counted in `rows_dropped`."""
     labelled = window.dropna(subset=[ACTUAL])
-    maes: dict[str, float] = {}
-    counts: dict[str, int] = {}
-    for version in (candidate, champion):
-        served = labelled[labelled["model_version"] == version]
-        counts[version] = len(served)
-        maes[version] = mae(served[ACTUAL], served["prediction"])
-    numbers = {"rows": counts, "mae": maes}
-    if min(counts.values()) < min_rows:
+    known = champion.known_rows(labelled) & canary.known_rows(labelled)
+    rows = labelled[known]
+    numbers: dict[str, Any] = {
+        "rows": len(rows),
+        "rows_dropped": int(len(labelled) - len(rows)),
+        "alpha": alpha,
+        "margin": margin,
+    }
+    names = (canary.version, champion.version)
+    if len(rows) < max(min_rows, 2):
         return RolloutDecision(
             RolloutAction.WAIT,
-            candidate,
-            champion,
-            f"labelled rows so far {counts}; {min_rows} each needed",
-            numbers,
+            *names,
+            f"{len(rows)} labelled rows both models can score since the canary started, "
+            f"{min_rows} needed to compare",
+            {**numbers, "rows_needed": max(min_rows, 2) - len(rows)},
         )
-    if maes[candidate] <= (1 - margin) * maes[champion]:
-        return RolloutDecision(
-            RolloutAction.PROMOTE,
-            candidate,
-            champion,
-            f"canary {candidate} served {counts[candidate]} labelled trips at MAE "
-            f"{maes[candidate]:.2f} vs {maes[champion]:.2f} for {champion}",
-            numbers,
-        )
-    return RolloutDecision(
-        RolloutAction.ROLLBACK,
-        candidate,
-        champion,
-        f"canary {candidate} is worse live: MAE {maes[candidate]:.2f} on {counts[candidate]} "
-        f"trips vs {maes[champion]:.2f} for {champion}",
-        numbers,
+    actual = rows[ACTUAL].to_numpy(dtype=np.float64)
+    champion_errors = np.abs(champion.predict(rows) - actual)
+    canary_errors = np.abs(canary.predict(rows) - actual)
+    bound = paired_bound(champion_errors - canary_errors, alpha)
+    champion_mae = float(champion_errors.mean())
+    numbers |= {
+        "estimate": bound.mean,
+        "relative_estimate": bound.mean / champion_mae if champion_mae else float("nan"),
+        "lower": bound.lower,
+        "upper": bound.upper,
+        "champion_mae": champion_mae,
+        "canary_mae": float(canary_errors.mean()),
+        "rows_needed": rows_still_needed(bound, champion_mae, margin, max_rows),
+    }
+    said = (
+        f"on the same {len(rows)} labelled trips {canary.version} has MAE "
+        f"{numbers['canary_mae']:.2f} vs {champion_mae:.2f} for {champion.version}; the "
+        f"{1 - alpha:.0%} bound on the mean improvement is [{bound.lower:.3f}, {bound.upper:.3f}]"
     )
+    match verdict(bound, champion_mae, margin, max_rows):
+        case Verdict.BETTER:
+            action, why = RolloutAction.PROMOTE, f"above {margin:.0%} of the champion's MAE"
+        case Verdict.WORSE:
+            action, why = RolloutAction.ROLLBACK, "below zero: the canary is worse"
+        case Verdict.INCONCLUSIVE:
+            action = RolloutAction.ROLLBACK
+            why = f"inconclusive after {len(rows)} rows: keep the champion"
+        case Verdict.UNDECIDED:
+            action = RolloutAction.WAIT
+            why = f"not decided yet, about {numbers['rows_needed']} more rows needed"
+    return RolloutDecision(action, *names, f"{said}: {why}", numbers)
 
 
 class RolloutLog:

@@ -4,6 +4,11 @@ The state lives where a fresh pod can read it back, not in the process: the regi
 `candidate` alias (a retrain waiting for the offline gate) and `canary` alias (a version serving
 a share of live traffic, set by every router). So a run that crashes half-way is finished by the
 next one, and two runs in a row with nothing new decide `wait` or `idle` without moving anything.
+
+A canary is judged paired, by shadow scoring at judge time: both bundles score every labelled
+row logged since the canary started, whichever version served it, from the features the
+prediction log kept. So both models are compared on the same rows (not each on the traffic it
+happened to get), and the serving path pays nothing for it: no second model runs per request.
 """
 
 from __future__ import annotations
@@ -46,10 +51,16 @@ class RolloutOptions:
     """The candidate's MAE must be at least this much (relative) below the champion's."""
     gate_min_rows: int = 200
     """Labelled recent rows the gate needs; fewer means wait."""
-    canary_margin: float = 0.0
-    """Live: the canary's MAE must be at least this much (relative) below the champion's."""
+    canary_margin: float = 0.01
+    """Live: the lower bound on the canary's mean paired improvement must exceed this share of
+    the champion's MAE on the same rows to promote."""
+    canary_alpha: float = 0.05
+    """Live: error level of the confidence sequence on the paired improvement (two-sided)."""
     canary_min_rows: int = 100
-    """Labelled live rows each version must have served before the canary is judged."""
+    """Labelled live rows (served by either version) both models must score before a verdict."""
+    canary_max_rows: int = 20_000
+    """Live: paired rows after which a canary neither side of its bounds is rolled back
+    (inconclusive: the champion stays)."""
 
 
 def rollout_step(
@@ -63,8 +74,8 @@ def rollout_step(
 ) -> RolloutDecision:
     """Take the one rollout action the registry's state calls for, record it, and return it.
 
-    - a canary is running: judge it on the labelled traffic each version served since it
-      started (judge_canary), then promote, roll back or wait;
+    - a canary is running: score both versions on every labelled row since it started
+      (judge_canary), then promote, roll back or wait;
     - a `candidate` differs from the champion: score both on recent labelled rows
       (gate_candidate), then start a canary, reject, or wait for labels;
     - otherwise: `idle`.
@@ -124,11 +135,13 @@ def _judge(
     # Only traffic since the canary started: before it, the champion served alone.
     window = log.window(_canary_start(history, canary), now, model)
     verdict = judge_canary(
+        registry.load(model, canary.version),
+        registry.load(model, champion),
         window,
-        canary.version,
-        champion,
         margin=options.canary_margin,
+        alpha=options.canary_alpha,
         min_rows=options.canary_min_rows,
+        max_rows=options.canary_max_rows,
     )
     if verdict.action is RolloutAction.PROMOTE:
         router.promote(canary.version, verdict.reason)

@@ -86,24 +86,23 @@ def log_traffic(store: PredictionStore, frame: pd.DataFrame, at: datetime) -> No
 
 
 def served(
-    champion_error: float,
-    canary_error: float,
-    rows: int = 300,
+    trips: pd.DataFrame,
+    champion_error: float = 1.0,
+    canary_error: float = 1.0,
     canary: str = "v0002",
     champion: str = "v0001",
+    canary_rows: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """Live traffic: every fifth request served by the canary, the rest by the champion."""
+    """Live traffic on real trips (features and `actual`): the canary serves every fifth request,
+    or the rows `canary_rows` marks, the champion the rest; each logged prediction is off by
+    that version's error, as the version reported it at serving time."""
+    rows = len(trips)
+    on_canary = np.arange(rows) % 5 == 0 if canary_rows is None else canary_rows
     rng = np.random.default_rng(0)
-    actual = rng.uniform(3, 20, rows)
-    version = np.where(np.arange(rows) % 5 == 0, canary, champion)
-    error = np.where(version == canary, canary_error, champion_error)
-    return pd.DataFrame(
-        {
-            "zone": "Z01",
-            "model_version": version,
-            "actual": actual,
-            "prediction": actual + rng.choice([-1, 1], rows) * error,
-        }
+    error = np.where(on_canary, canary_error, champion_error)
+    return trips.assign(
+        model_version=np.where(on_canary, canary, champion),
+        prediction=trips["actual"].to_numpy() + rng.choice([-1, 1], rows) * error,
     )
 
 

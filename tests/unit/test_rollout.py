@@ -43,32 +43,51 @@ def test_gate_waits_for_enough_labelled_rows(registry, labelled):
     assert decision.action == "wait"
 
 
-def test_a_canary_worse_live_is_rolled_back_and_the_champion_untouched(registry, tmp_path):
+def test_a_canary_worse_on_the_same_rows_is_rolled_back_and_the_champion_untouched(
+    registry, labelled, tmp_path
+):
     router, log = LocalRouter(registry, MODEL), RolloutLog(tmp_path / "rollouts.jsonl")
     router.start_canary("v0002", 20, "gate passed")
     assert registry.alias(MODEL, "canary").traffic_percent == 20
-    decision = log.record(judge_canary(served(1.0, 3.0), "v0002", "v0001", min_rows=50))
+    weak, good = registry.load(MODEL, "v0002"), registry.load(MODEL, "v0001")
+    decision = log.record(judge_canary(weak, good, served(labelled), min_rows=50))
     assert decision.action == "rollback"
+    assert decision.numbers["upper"] < 0
     router.roll_back("v0002", decision.reason)
     assert registry.alias(MODEL, "canary") is None
     assert registry.resolve(MODEL) == "v0001"
     assert [d.action for d in log.read()] == ["rollback"]
-    assert "worse live" in log.read()[0].reason
+    assert "the canary is worse" in log.read()[0].reason
 
 
-def test_a_canary_better_live_is_promoted(registry):
+def test_a_canary_better_on_the_same_rows_is_promoted(registry, labelled):
     router = LocalRouter(registry, MODEL)
-    router.start_canary("v0002", 20, "gate passed")
-    decision = judge_canary(served(3.0, 1.0), "v0002", "v0001", min_rows=50)
+    router.start_canary("v0001", 20, "gate passed")
+    good, weak = registry.load(MODEL, "v0001"), registry.load(MODEL, "v0002")
+    traffic = served(labelled, canary="v0001", champion="v0002")
+    decision = judge_canary(good, weak, traffic, min_rows=50)
     assert decision.action == "promote"
-    router.promote("v0002", decision.reason)
-    assert registry.resolve(MODEL) == "v0002"
+    assert decision.numbers["lower"] > decision.numbers["margin"] * decision.numbers["champion_mae"]
+    assert decision.numbers["rows"] == len(labelled), "every labelled row, served by either"
+    router.promote("v0001", decision.reason)
+    assert registry.resolve(MODEL) == "v0001"
     assert registry.alias(MODEL, "canary") is None
 
 
-def test_canary_verdict_waits_for_labelled_traffic_on_both_versions():
-    decision = judge_canary(served(1.0, 3.0, rows=100), "v0002", "v0001", min_rows=50)
+def test_canary_verdict_waits_for_enough_paired_labelled_rows(registry, labelled):
+    weak, good = registry.load(MODEL, "v0002"), registry.load(MODEL, "v0001")
+    decision = judge_canary(weak, good, served(labelled.head(40)), min_rows=50)
     assert decision.action == "wait"
+    assert decision.numbers["rows_needed"] == 10
+
+
+def test_a_canary_undecided_at_the_row_cap_is_rolled_back_keeping_the_champion(registry, labelled):
+    good, weak = registry.load(MODEL, "v0001"), registry.load(MODEL, "v0002")
+    traffic = served(labelled.head(100), canary="v0001", champion="v0002")
+    # A margin no real improvement reaches: the bound can only stay undecided.
+    decision = judge_canary(good, weak, traffic, margin=5.0, min_rows=50, max_rows=100)
+    assert decision.action == "rollback"
+    assert "inconclusive after 100 rows: keep the champion" in decision.reason
 
 
 def test_kserve_router_patches_model_dir_and_canary_share(registry):

@@ -78,11 +78,20 @@ def rollout_log(tmp_path: Path) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    ("canary_error", "action", "last_move"),
-    [(1.0, "promote", (None, 100)), (5.0, "rollback", (["--model_name=pickup-eta", "V2"], 0))],
+    ("judge_args", "action", "last_move"),
+    [
+        ((), "promote", (None, 100)),
+        # A margin the better canary cannot clear, and a cap it reaches: inconclusive.
+        (
+            ("--canary-margin", "5", "--canary-max-rows", "300"),
+            "rollback",
+            (["--model_name=pickup-eta", "V2"], 0),
+        ),
+    ],
+    ids=["better", "inconclusive"],
 )
 def test_kserve_rollout_patches_the_inference_service_run_after_run(
-    cluster, registry, tmp_path, canary_error, action, last_move
+    cluster, registry, labelled, tmp_path, judge_args, action, last_move
 ):
     v1_dir = f"--model_dir={registry.version_uri(MODEL, 'v0001')}"
     v2_dir = f"--model_dir={registry.version_uri(MODEL, 'v0002')}"
@@ -96,10 +105,10 @@ def test_kserve_rollout_patches_the_inference_service_run_after_run(
     assert len(cluster.patches) == 1
 
     store = PredictionStore(f"sqlite:///{tmp_path / 'predictions.sqlite'}")
-    live = served(3.0, canary_error, canary="v0001", champion="v0002")
+    live = served(labelled.head(300), canary="v0001", champion="v0002")
     log_traffic(store, live, datetime.now(UTC) + timedelta(seconds=1))
     later = (datetime.now(UTC) + timedelta(minutes=30)).isoformat()
-    assert f"rollout {action}" in rollout("--now", later, "--canary-min-rows", "50")
+    assert f"rollout {action}" in rollout("--now", later, "--canary-min-rows", "50", *judge_args)
     expected = json.loads(json.dumps(last_move).replace('"V2"', json.dumps(v2_dir)))
     assert moves(cluster.patches)[-1] == tuple(expected)
     assert len(cluster.patches) == 2

@@ -97,31 +97,59 @@ def test_a_candidate_waits_while_too_few_recent_rows_are_labelled(
 
 
 @pytest.mark.parametrize(
-    ("champion_error", "canary_error", "action", "champion_after"),
-    [(3.0, 1.0, "promote", "v0002"), (1.0, 3.0, "rollback", "v0001")],
-    ids=["better-live", "worse-live"],
+    ("canary", "champion", "action"),
+    [("v0001", "v0002", "promote"), ("v0002", "v0001", "rollback")],
+    ids=["better-on-the-same-rows", "worse-on-the-same-rows"],
 )
-def test_a_running_canary_is_judged_on_the_live_traffic_each_version_served(
-    registry, store, history, champion_error, canary_error, action, champion_after
+def test_a_running_canary_is_judged_by_both_models_on_all_live_labelled_rows(
+    registry, store, history, labelled, canary, champion, action
 ):
-    registry.set_alias(MODEL, "v0002", Alias.CANDIDATE, reason="retrained")
-    LocalRouter(registry, MODEL).start_canary("v0002", 20, "gate passed")
+    registry.set_alias(MODEL, champion, reason="champion here")
+    registry.set_alias(MODEL, canary, Alias.CANDIDATE, reason="retrained")
+    LocalRouter(registry, MODEL).start_canary(canary, 20, "gate passed")
     # The gate's own window, before the canary started, must not count as canary traffic.
     log_traffic(
-        store, served(champion_error=1.0, canary_error=9.0), datetime.now(UTC) - timedelta(hours=2)
+        store,
+        served(labelled.head(100), canary=canary, champion=champion),
+        datetime.now(UTC) - timedelta(hours=2),
     )
     log_traffic(
-        store, served(champion_error, canary_error), datetime.now(UTC) + timedelta(seconds=1)
+        store,
+        served(labelled, canary=canary, champion=champion),
+        datetime.now(UTC) + timedelta(seconds=1),
     )
 
     decision = step(registry, store, history, datetime.now(UTC) + timedelta(minutes=5))
 
     assert decision.action == action
-    assert decision.numbers["rows"] == {"v0002": 60, "v0001": 240}
-    assert registry.resolve(MODEL) == champion_after
+    assert decision.numbers["rows"] == len(labelled), "every row, served by either version"
+    assert registry.resolve(MODEL) == (canary if action == "promote" else champion)
     assert registry.alias(MODEL, Alias.CANARY) is None
     assert registry.alias(MODEL, Alias.CANDIDATE) is None
     assert history.read()[-1].reason == decision.reason
+
+
+def test_a_canary_that_served_only_easy_rows_is_not_promoted_over_a_better_champion(
+    registry, store, history, labelled
+):
+    """Unpaired, the weak canary looks better: it served the short trips and logged them
+    perfectly, while the champion served the long ones badly. Paired, both models score every
+    row, and the champion is better on the same rows."""
+    registry.set_alias(MODEL, "v0002", Alias.CANDIDATE, reason="retrained")
+    LocalRouter(registry, MODEL).start_canary("v0002", 20, "gate passed")
+    easy = (labelled["actual"] <= labelled["actual"].quantile(0.3)).to_numpy()
+    traffic = served(labelled, champion_error=5.0, canary_error=0.0, canary_rows=easy)
+    logged = traffic.assign(error=(traffic["prediction"] - traffic["actual"]).abs())
+    by_version = logged.groupby("model_version")["error"].mean()
+    assert by_version["v0002"] < by_version["v0001"], "unpaired, the canary would win"
+    log_traffic(store, traffic, datetime.now(UTC) + timedelta(seconds=1))
+
+    decision = step(registry, store, history, datetime.now(UTC) + timedelta(minutes=5))
+
+    assert decision.action == "rollback"
+    assert decision.numbers["canary_mae"] > decision.numbers["champion_mae"]
+    assert decision.numbers["rows"] == len(labelled)
+    assert registry.resolve(MODEL) == "v0001"
 
 
 @pytest.mark.parametrize("candidate", [None, "v0001"], ids=["no-candidate", "already-champion"])
