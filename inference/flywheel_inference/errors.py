@@ -96,6 +96,12 @@ async def request_validation_handler(_: Request, exc: Exception) -> ORJSONRespon
     errors: list[Any] = list(exc.errors()) if isinstance(exc, RequestValidationError) else []
     parts = []
     for error in errors[:5]:
+        if error.get("type") == "json_invalid":  # FastAPI's json.loads failed: say where
+            reason = (error.get("ctx") or {}).get("error", "not valid JSON")
+            at = [p for p in error.get("loc", ()) if isinstance(p, int)]  # json's error .pos
+            where = f" at character {at[0]} (0-based)" if at else ""
+            message = f"request body is not valid JSON: {reason}{where}"
+            return ORJSONResponse(status_code=400, content={"error": answerable(message)})
         where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
         got = error.get("input")
         shown = "" if isinstance(got, dict | list) else f", got {got!r}"

@@ -312,6 +312,10 @@ CASES: dict[str, Case] = {
         "required",
     ),
     "v2 body not JSON": json_case(V2, b"{inputs:", 400, "JSON"),
+    "v2 body missing a comma": json_case(
+        V2, b'{"inputs": [] "id": 1}', 400, "not valid JSON", "delimiter", "at character 14"
+    ),
+    "v2 body truncated": json_case(V2, b'{"inputs": [', 400, "not valid JSON", "at character 12"),
     "v2 unknown output requested": json_case(
         V2, v2(outputs=[{"name": "fare"}]), 400, "fare", "pickup_minutes"
     ),
