@@ -52,6 +52,18 @@ class ServerProcess:
                     entries.append(json.loads(line))
         return entries
 
+    def logs_once_written(self, request_id: str, seconds: float = 10.0) -> list[dict[str, Any]]:
+        """The JSON log lines, once the line of `request_id` is among them (or `seconds` passed):
+        a server writes its access line after the answer is sent, so a reader may be early."""
+        deadline = time.monotonic() + seconds
+        while True:
+            entries = self.logs()
+            if any(e.get("request_id") == request_id for e in entries):
+                return entries
+            if time.monotonic() > deadline:
+                return entries
+            time.sleep(0.05)
+
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM (servers drain in-flight work), wait, SIGKILL if it will not go; exit code."""
         if self.process.poll() is None:

@@ -155,7 +155,7 @@ def test_each_request_writes_one_json_log_line_with_its_id(
         json={"instances": [{}]},
         headers={"x-request-id": "log-me-bad"},
     )
-    lines = predictor.logs()
+    lines = predictor.logs_once_written("log-me-bad")
     ok = [e for e in lines if e.get("request_id") == "log-me-ok"]
     bad = [e for e in lines if e.get("request_id") == "log-me-bad"]
     assert len(ok) == 1
