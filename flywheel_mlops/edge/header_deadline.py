@@ -10,6 +10,7 @@ under uvicorn's own `timeout_keep_alive`).
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Any
 
 import h11
@@ -59,8 +60,11 @@ class HeaderDeadlineH11Protocol(H11Protocol):
             self.transport.close()
 
 
+@functools.cache
 def header_deadline_protocol(header_timeout: float) -> type[HeaderDeadlineH11Protocol]:
-    """A protocol class for uvicorn's `http=`: request heads must arrive in `header_timeout` s."""
+    """A protocol class for uvicorn's `http=`: request heads must arrive in `header_timeout` s.
+
+    One class per timeout, so the same settings give the same uvicorn options."""
     return type(
         "HeaderDeadlineH11Protocol",
         (HeaderDeadlineH11Protocol,),
