@@ -77,7 +77,8 @@ def test_sequential_looks_promote_a_better_canary_and_rarely_a_worse_or_equal_on
     improvement, seed, promoted_at_most, promoted_at_least
 ):
     counts = simulate(improvement, seed)
-    print(f"improvement {improvement:+.0%}, {TRIALS} trials: { {str(k): v for k, v in counts.items()} }")
+    shown = {str(k): v for k, v in counts.items()}
+    print(f"improvement {improvement:+.0%}, {TRIALS} trials: {shown}")
     assert sum(counts.values()) == TRIALS, "every trial ends by the row cap"
     promoted = counts[Verdict.BETTER] / TRIALS
     assert promoted_at_least <= promoted <= promoted_at_most
