@@ -172,18 +172,37 @@ class PredictionStore:
             database = self.engine.url.database
             if self._sqlite and database and database != ":memory:":
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
-            metadata.create_all(self.engine, checkfirst=True)
+            self._create_tables()
             self._add_event_time_column()
             self._schema_ready = True
+
+    def _create_tables(self) -> None:
+        """`create_all`, once more if another process created a table between its check and
+        its CREATE (two services starting on one log); a second failure is a real one."""
+        try:
+            metadata.create_all(self.engine, checkfirst=True)
+        except DBAPIError:
+            metadata.create_all(self.engine, checkfirst=True)
 
     def _add_event_time_column(self) -> None:
         """A log created before event time gains the column (nullable) and its index in place."""
         columns = {c["name"] for c in inspect(self.engine).get_columns(predictions.name)}
         if "event_time" in columns:
             return
-        kind = "TIMESTAMP WITH TIME ZONE" if not self._sqlite else "DATETIME"
+        # Two services that start together may both get here: PostgreSQL's IF NOT EXISTS makes
+        # the second a no-op; SQLite has no such clause, so its "duplicate column" is the same.
+        column = (
+            "event_time DATETIME"
+            if self._sqlite
+            else "IF NOT EXISTS event_time TIMESTAMP WITH TIME ZONE"
+        )
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(text(f"ALTER TABLE predictions ADD COLUMN {column}"))
+        except OperationalError as error:
+            if "duplicate column" not in str(error):
+                raise
         with self.engine.begin() as connection:
-            connection.execute(text(f"ALTER TABLE predictions ADD COLUMN event_time {kind}"))
             connection.execute(
                 text(
                     "CREATE INDEX IF NOT EXISTS predictions_model_event_time "

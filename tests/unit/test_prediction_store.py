@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import math
+import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from sqlalchemy import event
 
 from flywheel_mlops.errors import InvalidInputError
 from flywheel_mlops.predictions import FeedbackItem, PredictionRow, PredictionStore
+from flywheel_mlops.predictions.tables import predictions
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 
@@ -232,8 +235,6 @@ def test_a_row_without_an_event_time_is_windowed_by_its_arrival(store: Predictio
 
 
 def test_a_log_from_before_event_time_gains_the_column_and_keeps_its_rows(tmp_path: Path) -> None:
-    import sqlite3
-
     path = tmp_path / "old.sqlite"
     with sqlite3.connect(path) as old:
         old.execute(
@@ -251,3 +252,21 @@ def test_a_log_from_before_event_time_gains_the_column_and_keeps_its_rows(tmp_pa
     frame = store.window(T0 - timedelta(hours=1), T0 + timedelta(hours=1))
     assert sorted(frame["request_id"]) == ["new", "old"]
     assert frame["event_time"].tolist() == [pd.Timestamp(T0)] * 2
+
+
+def test_a_table_another_service_creates_meanwhile_is_not_an_outage(tmp_path: Path) -> None:
+    """Two services starting on one log both find no table; the second CREATE must not fail."""
+    path = tmp_path / "shared.sqlite"
+    other = PredictionStore(f"sqlite:///{path}")
+
+    def the_other_service_wins(*_: object, **__: object) -> None:
+        other.ensure_schema()
+
+    event.listen(predictions, "before_create", the_other_service_wins, once=True)
+    try:
+        store = PredictionStore(f"sqlite:///{path}")
+        store.log_predictions(rows("r", 2))
+    finally:
+        if event.contains(predictions, "before_create", the_other_service_wins):
+            event.remove(predictions, "before_create", the_other_service_wins)
+    assert store.window(T0 - timedelta(hours=1), T0 + timedelta(hours=1))["row"].tolist() == [0, 1]
