@@ -56,13 +56,13 @@ class ServerProcess:
         """The JSON log lines, once the line of `request_id` is among them (or `seconds` passed):
         a server writes its access line after the answer is sent, so a reader may be early."""
         deadline = time.monotonic() + seconds
-        while True:
-            entries = self.logs()
-            if any(e.get("request_id") == request_id for e in entries):
-                return entries
+        entries = self.logs()
+        while not any(e.get("request_id") == request_id for e in entries):
             if time.monotonic() > deadline:
-                return entries
+                break
             time.sleep(0.05)
+            entries = self.logs()
+        return entries
 
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM (servers drain in-flight work), wait, SIGKILL if it will not go; exit code."""

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pandas as pd
+from prometheus_client.parser import text_string_to_metric_families
 
 from flywheel_mlops.demo.replay import TrafficReplay
 from flywheel_mlops.demo.report import write_report
@@ -153,7 +154,7 @@ def run_story(config: StoryConfig, home: Path, say: Callable[[str], None] = prin
                 continue
             # Yesterday's outcomes were posted this morning (202: stored asynchronously); the
             # window is read once every one of them is in, not whenever the writer got to it.
-            _wait_for_labels(store, expected=result.days[-2].requests, window=(yesterday, day))
+            _wait_for_day_labels(store, yesterday, expected=result.days[-2].requests)
             window = store.window(_utc(yesterday), _utc(day), spec.name)
             labelled = window.dropna(subset=["actual"])
             previous = result.days[-2]
@@ -240,28 +241,37 @@ def _utc(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
+def _wait_until(done: Callable[[], object], seconds: float, what: Callable[[], str]) -> None:
+    """Poll `done` until it is true; after `seconds`, a FlywheelError saying `what()` is seen.
+
+    The servers work asynchronously (logging, joining labels, loading a version), as on a
+    cluster: the story waits for the state it needs, never for a fixed time."""
+    deadline = time.monotonic() + seconds
+    while not done():
+        if time.monotonic() > deadline:
+            raise FlywheelError(f"after {seconds:.0f} s {what()}")
+        time.sleep(0.1)
+
+
 def _wait_until_serving(
     predictor: str, model: str, registry: Registry, canary: str | None, seconds: float = 120
 ) -> None:
     """Wait until the predictor serves what the registry says (its champion, and `canary` or no
     canary), read from its /metrics: the next day's requests must all meet the same versions,
     however long the predictor takes to load a bundle on a busy machine."""
-    champion = registry.resolve(model, Alias.CHAMPION)
-    wanted = (champion, canary)
-    deadline = time.monotonic() + seconds
-    while (serving := _serving(predictor, model)) != wanted:
-        if time.monotonic() > deadline:
-            raise FlywheelError(
-                f"after {seconds:.0f} s the predictor serves {serving} (champion, canary), "
-                f"the registry says {wanted}"
-            )
-        time.sleep(0.1)
+    wanted = (registry.resolve(model, Alias.CHAMPION), canary)
+    _wait_until(
+        lambda: _serving(predictor, model) == wanted,
+        seconds,
+        lambda: (
+            f"the predictor serves {_serving(predictor, model)} (champion, canary), "
+            f"the registry says {wanted}"
+        ),
+    )
 
 
 def _serving(predictor: str, model: str) -> tuple[str | None, str | None]:
     """(champion, canary) versions the predictor reports serving in its Prometheus metrics."""
-    from prometheus_client.parser import text_string_to_metric_families
-
     champion = canary = None
     text = httpx.get(f"{predictor}/metrics", timeout=10).text
     for family in text_string_to_metric_families(text):
@@ -285,36 +295,30 @@ def _logged_so_far(days: list[DayRecord]) -> int:
 
 def _wait_for_log(store: PredictionStore, expected: int, seconds: float = 60) -> None:
     """The predictor logs asynchronously (as KServe's logger agent does): wait until caught up."""
-    deadline = time.monotonic() + seconds
-    while store.counts()["predictions"] < expected:
-        if time.monotonic() > deadline:
-            raise FlywheelError(
-                f"the prediction log holds {store.counts()['predictions']} rows "
-                f"after {seconds:.0f} s, {expected} were served"
-            )
-        time.sleep(0.2)
+    _wait_until(
+        lambda: store.counts()["predictions"] >= expected,
+        seconds,
+        lambda: (
+            f"the prediction log holds {store.counts()['predictions']} rows, {expected} were served"
+        ),
+    )
 
 
-def _wait_for_labels(
-    store: PredictionStore,
-    seconds: float = 60,
-    expected: int | None = None,
-    window: tuple[date, date] | None = None,
+def _wait_for_day_labels(
+    store: PredictionStore, day: date, expected: int, seconds: float = 60
 ) -> None:
-    """Wait until no outcome waits for its prediction, or until `window`'s event-time days hold
-    `expected` labelled predictions (an error after `seconds` then: a lost label)."""
+    """Wait until `expected` predictions of `day` (event time) have their outcome joined."""
+    start, end = _utc(day), _utc(day + timedelta(days=1))
+    _wait_until(
+        lambda: store.labelled_count(start, end) >= expected,
+        seconds,
+        lambda: f"{store.labelled_count(start, end)} of {expected} outcomes of {day} joined",
+    )
+
+
+def _wait_for_labels(store: PredictionStore, seconds: float = 30) -> None:
     deadline = time.monotonic() + seconds
-    if expected is None or window is None:
-        while store.counts().get("pending", 0) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        return
-    start, end = _utc(window[0]), _utc(window[1])
-    while (labelled := store.labelled_count(start, end)) < expected:
-        if time.monotonic() > deadline:
-            raise FlywheelError(
-                f"{labelled} of {expected} outcomes of {window[0]} joined the log "
-                f"after {seconds:.0f} s"
-            )
+    while store.counts().get("pending", 0) and time.monotonic() < deadline:
         time.sleep(0.2)
 
 
@@ -350,16 +354,23 @@ def _summary(
     promoted = [r for r in result.rollouts if r["action"] == "promote"]
     if promoted:
         v1, v2 = promoted[0]["champion"], promoted[0]["candidate"]
-        # Both models score the same post-closure trips offline: a fair comparison even for
-        # the days before v2 served any of them.
+        bundles = {v: registry.load(model, v) for v in (v1, v2)}
+        # Both models score the same post-closure trips offline, even the days before v2
+        # served any. Those days include the ones v2 was retrained on, so the honest figure is
+        # the second: only trips after the data window v2's retrain saw.
         post = store.window(_utc(closure), None, model).dropna(subset=["actual"])
-        scored = {
-            v: _mae(post.assign(prediction=registry.load(model, v).predict(post))) for v in (v1, v2)
-        }
+        seen_until = pd.Timestamp(str(bundles[v2].metadata["window"][1]), tz="UTC")
+        unseen = post[post["event_time"] >= seen_until]
+        scored, held_out = (
+            {v: _mae(rows.assign(prediction=b.predict(rows))) for v, b in bundles.items()}
+            for rows in (post, unseen)
+        )
         summary |= {
             "post_closure_rows": len(post),
             f"{v1}_mae_post_closure": scored[v1],
             f"{v2}_mae_post_closure": scored[v2],
             "v2_over_v1": scored[v2] / scored[v1],
+            "rows_after_v2_training": len(unseen),
+            "v2_over_v1_after_v2_training": held_out[v2] / held_out[v1],
         }
     return summary

@@ -50,6 +50,8 @@ def uvicorn_options(limits: EdgeLimits) -> dict[str, Any]:
     h11 rather than httptools: h11 bounds the bytes it buffers for a request head, httptools
     buffers headers of any size; the h11 protocol is extended with the header deadline.
     """
+    # Imported here: the limits are read by settings and CLIs that never start a server, and
+    # uvicorn's protocol modules are not worth loading for them.
     from flywheel_mlops.edge.header_deadline import header_deadline_protocol
 
     return {

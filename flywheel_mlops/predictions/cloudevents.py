@@ -17,11 +17,10 @@ import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import orjson
-import pandas as pd
 
 from flywheel_mlops.edge.request_ids import request_id_problem
 from flywheel_mlops.errors import InvalidInputError
@@ -473,17 +472,23 @@ def _event_time_field(response: dict[str, Any]) -> str | None:
 def event_times(records: list[dict[str, Any]], name: str | None) -> list[datetime | None]:
     """Each record's event time from its field `name` (UTC; a naive time is read as UTC).
 
-    None where there is no such field or its value is not a time: the row then keeps its
-    arrival time as its event time, and is stored all the same (no row is lost over a clock).
+    None where there is no such field or its value is not an ISO 8601 time: the row then keeps
+    its arrival time as its event time, and is stored all the same (no row is lost over a clock).
     """
-    if name is None:
-        return [None] * len(records)
-    values = [record.get(name) if isinstance(record, dict) else None for record in records]
-    texts = [value if isinstance(value, str) else None for value in values]
-    parsed = pd.to_datetime(
-        pd.Series(texts, dtype=object), utc=True, errors="coerce", format="ISO8601"
-    )
-    return [None if pd.isna(moment) else moment.to_pydatetime() for moment in parsed]
+    return [
+        _event_time(record.get(name) if name and isinstance(record, dict) else None)
+        for record in records
+    ]
+
+
+def _event_time(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _json_bytes(body: Any) -> bytes:

@@ -112,13 +112,14 @@ def judge_canary(
         "margin": margin,
     }
     names = (canary.version, champion.version)
-    if len(rows) < max(min_rows, 2):
+    needed = max(min_rows, 2)  # a sample variance needs two rows
+    if len(rows) < needed:
         return RolloutDecision(
             RolloutAction.WAIT,
             *names,
             f"{len(rows)} labelled rows both models can score since the canary started, "
             f"{min_rows} needed to compare",
-            {**numbers, "rows_needed": max(min_rows, 2) - len(rows)},
+            {**numbers, "rows_needed": needed - len(rows)},
         )
     actual = rows[ACTUAL].to_numpy(dtype=np.float64)
     champion_errors = np.abs(champion.predict(rows) - actual)

@@ -16,19 +16,27 @@ from flywheel_mlops.cli import app as cli
 from flywheel_mlops.predictions import PredictionStore
 from flywheel_mlops.registry.bundle import Bundle
 from flywheel_mlops.testing.v2_body import json_body
-from tests.integration.conftest import MODEL, ServerFactory
+from tests.integration.conftest import MODEL, RunningServer, ServerFactory
 
 pytestmark = pytest.mark.integration
+
+
+def logged_predictor(
+    start_predictor: ServerFactory, start_service, bundle_dir: Path, database: str
+) -> tuple[RunningServer, RunningServer]:
+    """The prediction service on `database` and a predictor on `bundle_dir` logging to it."""
+    service = start_service(database_url=database)
+    predictor = start_predictor(
+        "--model_dir", str(bundle_dir), "--logger_url", f"{service.url}/v1/events"
+    )
+    return service, predictor
 
 
 def test_predict_answers_with_an_id_and_feedback_joins_on_it(
     start_predictor: ServerFactory, start_service, bundle_dir: Path, bundle: Bundle, tmp_path: Path
 ):
     database = f"sqlite:///{tmp_path / 'log.sqlite'}"
-    service = start_service(database_url=database)
-    predictor = start_predictor(
-        "--model_dir", str(bundle_dir), "--logger_url", f"{service.url}/v1/events"
-    )
+    service, predictor = logged_predictor(start_predictor, start_service, bundle_dir, database)
     rows = bundle.reference().head(3)  # inputs, the target and the prediction column
     rows.to_csv(tmp_path / "trips.csv", index=False)
     runner = CliRunner()
@@ -69,10 +77,7 @@ def test_the_log_keys_each_prediction_to_its_event_time_through_both_protocols(
 ):
     """Requests about last year's trips, sent now, land in last year's windows (V1 and V2)."""
     database = f"sqlite:///{tmp_path / 'log.sqlite'}"
-    service = start_service(database_url=database)
-    predictor = start_predictor(
-        "--model_dir", str(bundle_dir), "--logger_url", f"{service.url}/v1/events"
-    )
+    _, predictor = logged_predictor(start_predictor, start_service, bundle_dir, database)
     timestamp = bundle.spec.timestamp
     assert timestamp is not None
     inputs = bundle.reference().head(4)[bundle.schema.names]
