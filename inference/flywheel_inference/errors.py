@@ -11,10 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import ORJSONResponse
 from kserve.errors import InferenceError, InvalidInput, ModelNotFound, ModelNotReady
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 
+from flywheel_mlops.edge.body_errors import json_invalid_message, unparsable_body_message
 from flywheel_mlops.errors import (
     BundleIntegrityError,
     ConfigError,
@@ -90,17 +94,21 @@ class Overloaded(Rejection):
         super().__init__(message, {"retry-after": str(retry_after_seconds)})
 
 
+async def unparsable_body_handler(request: Request, exc: Exception) -> Response:
+    """FastAPI's bare "There was an error parsing the body" 400 (a body that is not UTF-8), as
+    a 400 saying why and where; any other HTTPException is answered as Starlette would."""
+    if isinstance(exc, StarletteHTTPException) and (message := unparsable_body_message(exc)):
+        return ORJSONResponse(status_code=400, content={"error": answerable(message)})
+    return await http_exception_handler(request, exc)  # type: ignore[arg-type]
+
+
 async def request_validation_handler(_: Request, exc: Exception) -> ORJSONResponse:
     """FastAPI's body validation (V2 JSON against the InferenceRequest model) as a 400 whose
     message names each field by its path, like the rest of the predictor's errors."""
     errors: list[Any] = list(exc.errors()) if isinstance(exc, RequestValidationError) else []
     parts = []
     for error in errors[:5]:
-        if error.get("type") == "json_invalid":  # FastAPI's json.loads failed: say where
-            reason = (error.get("ctx") or {}).get("error", "not valid JSON")
-            at = [p for p in error.get("loc", ()) if isinstance(p, int)]  # json's error .pos
-            where = f" at character {at[0]} (0-based)" if at else ""
-            message = f"request body is not valid JSON: {reason}{where}"
+        if (message := json_invalid_message(error)) is not None:
             return ORJSONResponse(status_code=400, content={"error": answerable(message)})
         where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
         got = error.get("input")

@@ -193,10 +193,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     from fastapi.exceptions import FastAPIDeprecationWarning, RequestValidationError
     from kserve import logging as kserve_logging
     from kserve.model_server import app
+    from starlette.exceptions import HTTPException as StarletteHTTPException
 
     from flywheel_inference import json_logs
     from flywheel_inference.data_plane import FlywheelDataPlane
-    from flywheel_inference.errors import request_validation_handler
+    from flywheel_inference.errors import request_validation_handler, unparsable_body_handler
     from flywheel_inference.metrics import ServingMetrics
     from flywheel_inference.model_server import FlywheelModelServer
     from flywheel_inference.predictor import PickupPredictor, PredictorLimits
@@ -267,6 +268,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         model_names=server.registered_models.get_models(),
     )
     app.add_exception_handler(RequestValidationError, request_validation_handler)
+    app.add_exception_handler(StarletteHTTPException, unparsable_body_handler)
 
     log.info("loading %s from %s", args.model_name, server_plan.source.describe())
     predictor.load()

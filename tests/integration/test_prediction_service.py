@@ -184,6 +184,29 @@ def test_bad_feedback_gets_a_4xx_naming_the_field(
     assert answer.json()["detail"].startswith(field)
 
 
+@pytest.mark.parametrize(
+    ("body", "status", "says"),
+    [
+        (b'{"request_id": "a", "actual": 1', 422, "not valid JSON: Expecting ',' delimiter"),
+        (b'{"request_id": "a"} x', 422, "at character 20 (0-based)"),
+        (b'{"request_id": "\xff", "actual": 1}', 400, "not UTF-8 text"),
+        (b"\xc3({}", 400, "cannot decode byte 0xc3 at byte 0"),
+    ],
+)
+def test_a_body_that_is_not_json_gets_an_answer_saying_why_and_where(
+    start_service: ServiceFactory, tmp_path, body: bytes, status: int, says: str
+) -> None:
+    service = start_service(database_url=f"sqlite:///{tmp_path / 'log.sqlite'}")
+    answer = httpx.post(
+        f"{service.url}/v1/feedback",
+        content=body,
+        headers={"content-type": "application/json"},
+        timeout=10,
+    )
+    assert answer.status_code == status
+    assert says in answer.json()["detail"]
+
+
 def structured(kind: str, event_id: str, data: object) -> dict[str, object]:
     """One structured CloudEvent of a batch."""
     type_ = f"org.kubeflow.serving.inference.{kind}"

@@ -59,18 +59,25 @@ def test_writes_while_the_database_is_down_are_buffered_and_all_arrive(
         before = [send_call(client, i) for i in range(20)]
         own_postgres.stop()
         during = [send_call(client, i) for i in range(20, 60)]
+        changed_mind = client.post("/v1/feedback", json={"request_id": "call-0", "actual": 99.0})
         assert client.get("/readyz").status_code == 503
-        assert client.get("/healthz").json()["buffered_rows"] == 40 * 3
+        assert client.get("/healthz").json()["buffered_rows"] == 40 * 3 + 1
         own_postgres.start()
         wait_until_flushed(client)
         after = [send_call(client, i) for i in range(60, 80)]
         metrics = client.get("/metrics").text
     assert {tuple(s) for s in before + after} == {(202, 202, 200)}
     assert {tuple(s) for s in during} == {(202, 202, 202)}
-    assert 'flywheel_feedback_items_total{outcome="buffered"} 40.0' in metrics
+    assert 'flywheel_feedback_items_total{outcome="buffered"} 41.0' in metrics
+    # A conflict found at flush cannot be a 409 any more: the 202 said where it is counted.
+    assert changed_mind.status_code == 202
+    assert 'outcome="conflict_after_buffering"' in changed_mind.json()["detail"]
+    assert 'flywheel_feedback_items_total{outcome="conflict_after_buffering"} 1.0' in metrics
     store = PredictionStore(url)
     assert store.counts() == {"predictions": 160, "feedback": 80, "pending": 0}
     assert store.labelled_count() == 80
+    logged = store.window(None, None)
+    assert logged.query("request_id == 'call-0' and row == 0")["actual"].tolist() == [0.5]
     store.close()
 
 

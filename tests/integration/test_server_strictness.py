@@ -316,6 +316,10 @@ CASES: dict[str, Case] = {
         V2, b'{"inputs": [] "id": 1}', 400, "not valid JSON", "delimiter", "at character 14"
     ),
     "v2 body truncated": json_case(V2, b'{"inputs": [', 400, "not valid JSON", "at character 12"),
+    "v2 body not UTF-8": json_case(V2, b'{"inputs": [], "id": "\xff"}', 400, "UTF-8", "0xff"),
+    "v1 body not UTF-8": json_case(
+        V1, b'{"instances": [{"zone": "\xfe"}]}', 400, "UTF-8", "instances"
+    ),
     "v2 unknown output requested": json_case(
         V2, v2(outputs=[{"name": "fare"}]), 400, "fare", "pickup_minutes"
     ),

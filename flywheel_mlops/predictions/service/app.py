@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Scope
 
+from flywheel_mlops.edge.body_errors import json_invalid_message, unparsable_body_message
 from flywheel_mlops.errors import FlywheelError
 from flywheel_mlops.predictions import (
     DatabaseUnavailable,
@@ -53,6 +54,7 @@ from flywheel_mlops.predictions.service.schemas import (
 )
 from flywheel_mlops.predictions.service.settings import ServiceSettings
 from flywheel_mlops.predictions.service.write_buffer import (
+    BUFFERED_CONFLICT,
     BufferFull,
     FlusherStopped,
     WriteBuffer,
@@ -158,6 +160,8 @@ def create_app(settings: ServiceSettings, store: PredictionStore | None = None) 
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
         errors = []
         for item in error.errors()[:20]:
+            if (message := json_invalid_message(item)) is not None:
+                return problem(request, 422, message)
             found = repr(item.get("input"))[:60] if "input" in item else "nothing"
             errors.append(
                 {
@@ -171,7 +175,8 @@ def create_app(settings: ServiceSettings, store: PredictionStore | None = None) 
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
-        return problem(request, error.status_code, str(error.detail), headers=error.headers)
+        detail = unparsable_body_message(error) or str(error.detail)
+        return problem(request, error.status_code, detail, headers=error.headers)
 
     @app.exception_handler(FlywheelError)
     async def flywheel_error(request: Request, error: FlywheelError) -> JSONResponse:
@@ -382,7 +387,9 @@ def _feedback_answer(
             conflicts=[],
             buffered=len(items),
             detail=f"the database is unavailable; {len(items)} items are "
-            "held in memory and will be written when it returns",
+            "held in memory and will be written when it returns (a conflict with a stored "
+            f"value found then is counted as flywheel_feedback_items_total{{outcome="
+            f'"{BUFFERED_CONFLICT}"}} and logged; the stored value is kept)',
         ), 202
     conflicts = [
         ConflictOut(request_id=c.request_id, row=c.row, stored=c.stored, received=c.received)

@@ -37,6 +37,10 @@ logger = logging.getLogger(__name__)
 
 _MERGE_ROWS = 5_000  # rows written in one transaction when flushing
 
+#: The outcome label of a conflict found when buffered feedback is written: its sender was
+#: answered 202 and never learns of it, so it is counted apart for an alert to watch.
+BUFFERED_CONFLICT = "conflict_after_buffering"
+
 
 class BufferFull(FlywheelError):
     """The database is down and the buffer holds as many rows as it may: retry later."""
@@ -164,12 +168,12 @@ class WriteBuffer:
         self.metrics.buffer_rows.set(self._rows)
         self._wake.set()
 
-    def _count_feedback(self, result: FeedbackResult) -> None:
+    def _count_feedback(self, result: FeedbackResult, conflict: str = "conflict") -> None:
         for outcome, count in (
             ("joined", result.joined),
             ("pending", result.pending),
             ("duplicate", result.duplicates),
-            ("conflict", len(result.conflicts)),
+            (conflict, len(result.conflicts)),
         ):
             if count:
                 self.metrics.feedback.labels(outcome).inc(count)
@@ -194,9 +198,9 @@ class WriteBuffer:
             self.metrics.rows_logged.inc(new)
         else:
             result = await run_in_threadpool(self.store.record_feedback, write.rows)
-            self._count_feedback(result)
+            self._count_feedback(result, conflict=BUFFERED_CONFLICT)
             for conflict in result.conflicts:
-                logger.warning("buffered feedback conflict: %s", conflict.message())
+                logger.warning("buffered feedback conflict (answered 202): %s", conflict.message())
 
     async def _apply_isolating(self, write: _Write) -> None:
         """Apply `write`; if the database refuses it, split it and quarantine the rows at fault.
