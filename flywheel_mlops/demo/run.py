@@ -207,7 +207,8 @@ def run_story(config: StoryConfig, home: Path, say: Callable[[str], None] = prin
             record.events.append(f"retrained {candidate.version}")
             if candidate.version is None:
                 continue
-            # The gate scores both models on the labelled traffic since the world changed.
+            # The gate scores both models on the labelled traffic since the world changed that
+            # neither trained on: v0002's own test split (its newest 15%), held back from it.
             gate_hours = (tonight - _utc(fresh_start)).total_seconds() / 3600
             gate = rollout_step(
                 registry,

@@ -123,9 +123,43 @@ class Bundle:
         the rows it can score. The world changes by new categories too."""
         return self.features.known_rows(frame)
 
+    def seen_window(self) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+        """First and last event time (UTC) of the rows this model was fitted and selected on
+        (its train and validation splits); None for a bundle that did not record them.
+
+        A row inside it is not evidence about this model: the gate and the champion comparison
+        leave such rows out (`unseen_rows`)."""
+        fitted = self.metadata.get("trained_on") or [None, None]
+        selected = self.metadata.get("selected_on") or [None, None]
+        ends = [_utc(t) for t in (*fitted, *selected) if t is not None]
+        if not ends:
+            return None
+        return min(ends), max(ends)
+
     def reference(self) -> pd.DataFrame:
         """The reference sample stored for drift detection."""
         return pd.read_parquet(self.path / REFERENCE)
+
+
+def _utc(moment: Any) -> pd.Timestamp:
+    """`moment` as a UTC timestamp; a naive one is read as UTC, as the prediction log does."""
+    stamp = pd.Timestamp(moment)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def unseen_rows(times: pd.Series, *bundles: Bundle) -> np.ndarray:
+    """Which rows (by their event `times`) lie outside every bundle's seen window: rows none of
+    the models was fitted or selected on, the only honest rows to compare them on.
+
+    A bundle without a recorded window excludes nothing (bundles from before it was recorded).
+    """
+    stamps = pd.to_datetime(times, utc=True)
+    keep = np.ones(len(stamps), dtype=bool)
+    for bundle in bundles:
+        window = bundle.seen_window()
+        if window is not None:
+            keep &= ~((stamps >= window[0]) & (stamps <= window[1])).to_numpy()
+    return keep
 
 
 def load_bundle(folder: Path) -> Bundle:
@@ -165,6 +199,9 @@ def model_card(metadata: dict[str, Any], metrics: dict[str, Any]) -> str:
         f"- window asked for: {metadata.get('window')}",
         f"- trained on events from {metadata.get('trained_on', [None, None])[0]} "
         f"to {metadata.get('trained_on', [None, None])[1]}",
+        f"- selected (validation) on events from {metadata.get('selected_on', [None, None])[0]} "
+        f"to {metadata.get('selected_on', [None, None])[1]}; the gate and the champion "
+        "comparison never score it on these",
         f"- rows: train {metadata.get('rows', {}).get('train')}, "
         f"validation {metadata.get('rows', {}).get('validation')}, "
         f"test {metadata.get('rows', {}).get('test')}",

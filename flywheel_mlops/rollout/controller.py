@@ -12,11 +12,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from flywheel_mlops.registry.bundle import Bundle
+from flywheel_mlops.registry.bundle import Bundle, unseen_rows
 from flywheel_mlops.rollout.paired import Verdict, paired_bound, rows_still_needed, verdict
 from flywheel_mlops.scoring import error_summary
 
 ACTUAL = "actual"
+#: The prediction log's event time of each row (PredictionStore.window).
+EVENT_TIME = "event_time"
 
 
 class RolloutAction(StrEnum):
@@ -49,38 +51,66 @@ def gate_candidate(
     margin: float = 0.02,
     min_rows: int = 200,
 ) -> RolloutDecision:
-    """Offline gate: both models score the same recent labelled records (not their own test
-    splits, which come from different windows); the candidate must win by `margin`.
+    """Offline gate: both models score the same recent labelled records that neither was
+    fitted or selected on (held out: outside both bundles' seen windows, by `event_time`); the
+    candidate must win by `margin`.
 
-    Rows with a category either model never saw are left out: both score the same rows."""
+    Rows with a category either model never saw are left out too: both score the same rows.
+    The decision's numbers say how many rows each rule dropped."""
     rows = labelled.dropna(subset=[ACTUAL])
-    rows = rows[champion.known_rows(rows) & candidate.known_rows(rows)]
+    if EVENT_TIME in rows:
+        unseen = unseen_rows(rows[EVENT_TIME], candidate, champion)
+    elif candidate.seen_window() or champion.seen_window():
+        raise ValueError(
+            f"the gate's rows need an {EVENT_TIME!r} column to leave out the rows "
+            f"{candidate.version} or {champion.version} trained on; got {list(rows.columns)}"
+        )
+    else:
+        unseen = np.ones(len(rows), dtype=bool)
+    known = champion.known_rows(rows) & candidate.known_rows(rows)
+    dropped = {
+        "rows_seen_in_training": int((~unseen).sum()),
+        "rows_unseen_categories": int((unseen & ~known).sum()),
+    }
+    rows = rows[unseen & known]
+    held_out = f"held-out labelled trips ({dropped['rows_seen_in_training']} left out: trained on)"
     if len(rows) < min_rows:
         return RolloutDecision(
             RolloutAction.WAIT,
             candidate.version,
             champion.version,
-            f"{len(rows)} labelled rows, {min_rows} needed to compare",
+            f"{len(rows)} {held_out}, {min_rows} needed to compare",
+            {"rows": len(rows), **dropped},
         )
     actual = rows[ACTUAL].to_numpy(dtype=np.float64)
     ours = error_summary(actual, candidate.predict(rows))
     theirs = error_summary(actual, champion.predict(rows))
-    numbers = {"rows": len(rows), "candidate_mae": ours["mae"], "champion_mae": theirs["mae"]}
+    numbers: dict[str, Any] = {
+        "rows": len(rows),
+        **dropped,
+        "candidate_mae": ours["mae"],
+        "champion_mae": theirs["mae"],
+    }
+    if EVENT_TIME in rows:
+        numbers["rows_from"] = str(rows[EVENT_TIME].min())
+        numbers["rows_until"] = str(rows[EVENT_TIME].max())
+    compared = (
+        f"on {len(rows)} {held_out} {candidate.version} has MAE {ours['mae']:.2f} vs "
+        f"{theirs['mae']:.2f} for {champion.version}"
+    )
     if ours["mae"] <= (1 - margin) * theirs["mae"]:
         return RolloutDecision(
             RolloutAction.CANARY,
             candidate.version,
             champion.version,
-            f"on {len(rows)} recent labelled trips {candidate.version} has MAE {ours['mae']:.2f}"
-            f" vs {theirs['mae']:.2f} for {champion.version}: worth a canary",
+            f"{compared}: worth a canary",
             numbers,
         )
     return RolloutDecision(
         RolloutAction.REJECT,
         candidate.version,
         champion.version,
-        f"on {len(rows)} recent labelled trips {candidate.version} has MAE {ours['mae']:.2f} "
-        f"vs {theirs['mae']:.2f}: not better by {margin:.0%}",
+        f"{compared}: not better by {margin:.0%}",
         numbers,
     )
 

@@ -9,7 +9,7 @@ import pandas as pd
 
 from flywheel_mlops import models
 from flywheel_mlops.features import FeaturePipeline, baseline_prediction
-from flywheel_mlops.registry.bundle import Bundle
+from flywheel_mlops.registry.bundle import Bundle, unseen_rows
 from flywheel_mlops.scoring import error_summary
 from flywheel_mlops.spec import DatasetSpec
 
@@ -56,17 +56,26 @@ def evaluate(
     metrics["margin"] = margin
     if champion is not None:
         # The world changes by new categories too: the champion cannot score a row whose
-        # category it never saw, so both models are compared on the rows it can score.
+        # category it never saw, so both models are compared on the rows it can score. Nor is
+        # it scored on a test row it was fitted or selected on: that would flatter it.
         known = champion.known_rows(test_frame)
-        ours = error_summary(actual[known], predicted[known])
+        unseen = (
+            unseen_rows(test_frame[spec.timestamp], champion)
+            if spec.timestamp and spec.timestamp in test_frame
+            else np.ones(len(test_frame), dtype=bool)
+        )
+        same = known & unseen
+        ours = error_summary(actual[same], predicted[same])
         metrics["champion"] = {
             "version": champion.version,
-            **error_summary(actual[known], champion.predict(test_frame[known])),
+            **error_summary(actual[same], champion.predict(test_frame[same])),
             "candidate_mae_same_rows": ours["mae"],
             "rows_with_unseen_categories": int((~known).sum()),
+            "rows_the_champion_trained_on": int((known & ~unseen).sum()),
         }
+        # No row both can be honestly scored on: no evidence the candidate is better.
         metrics["beats_champion"] = bool(
-            known.any() and ours["mae"] <= (1 - margin) * metrics["champion"]["mae"]
+            same.any() and ours["mae"] <= (1 - margin) * metrics["champion"]["mae"]
         )
     else:
         metrics["beats_champion"] = True

@@ -124,9 +124,10 @@ def train(
     candidates_path: str,
 ) -> str:
     """Train step: saves the chosen model into `model_dir`; returns its family."""
+    spec = _spec(spec_json)
     train_frame, validation_frame = pd.read_parquet(train_path), pd.read_parquet(validation_path)
     result = train_stage.train(
-        _spec(spec_json),
+        spec,
         FeaturePipeline.from_json(Path(pipeline_path).read_text()),
         train_frame,
         validation_frame,
@@ -143,6 +144,7 @@ def train(
         "reason": result.reason,
         "candidates": [c.__dict__ for c in result.candidates],
         "rows": {"train": len(train_frame), "validation": len(validation_frame)},
+        "selected_on": _time_range(spec, validation_frame),
     }
     _write_json(candidates_path, summary)
     _write_json(str(folder / "training.json"), summary)
@@ -219,6 +221,7 @@ def register(
         "selection": training["reason"],
         "rows": rows,
         "trained_on": _time_range(spec, train_frame),
+        "selected_on": training.get("selected_on", [None, None]),
     }
     return register_stage.register(
         Registry(registry_uri),
@@ -235,7 +238,7 @@ def register(
 
 
 def _time_range(spec: DatasetSpec, frame: pd.DataFrame) -> list[str | None]:
-    """First and last event time of the records a model trained on (None without a timestamp)."""
+    """First and last event time of `frame`'s records (None without a timestamp)."""
     if not spec.timestamp or spec.timestamp not in frame or frame.empty:
         return [None, None]
     stamps = pd.to_datetime(frame[spec.timestamp])

@@ -10,8 +10,11 @@ import pytest
 
 from flywheel_mlops.errors import ValidationFailed
 from flywheel_mlops.registry import Registry
+from flywheel_mlops.rollout import gate_candidate
 from flywheel_mlops.simulator import SimulationConfig, simulate
 from flywheel_mlops.spec import load_spec
+from flywheel_mlops.training.clean import clean
+from flywheel_mlops.training.ingest import ingest
 from flywheel_mlops.training.local_runner import TrainingRequest, run_training
 
 pytestmark = [pytest.mark.integration, pytest.mark.pipeline]
@@ -102,3 +105,42 @@ def test_a_broken_batch_stops_at_validate_and_leaves_the_registry_alone(first_ru
     assert list(failed_run.glob("*/validate"))
     assert not list(failed_run.glob("*/featurize"))
     assert not list(failed_run.glob("*/register"))
+
+
+def test_a_retrain_is_gated_only_on_rows_neither_model_was_fitted_or_selected_on(
+    first_run, workspace, data
+):
+    """The champion trained on all 14 days; a retrain on the second week holds back its newest
+    rows (its test split). The gate must score both on those alone: never on the candidate's
+    train or validation rows, and never on the champion's."""
+    spec = load_spec("ride_hailing")
+    frame, _ = clean(spec, ingest(spec, str(data.trips_path), str(data.weather_path))[0])
+    labelled = frame.rename(columns={spec.target: "actual"})
+    labelled["event_time"] = pd.to_datetime(labelled[spec.timestamp], utc=True)
+    start = labelled["event_time"].min().normalize() + pd.Timedelta(7, "D")
+    retrain = TrainingRequest(
+        spec,
+        str(data.trips_path),
+        str(workspace / "registry"),
+        side_uri=str(data.weather_path),
+        start=str(start.date()),
+        promote_alias="candidate",
+        reason="retrain on the second week",
+    )
+    outcome = run_training(retrain, workspace / "runs")
+    registry = Registry(workspace / "registry")
+    candidate, champion = registry.load(spec.name, outcome.version), registry.load(spec.name)
+
+    decision = gate_candidate(candidate, champion, labelled, min_rows=50)
+
+    seen = [b.seen_window() for b in (candidate, champion)]
+    assert None not in seen
+    # The candidate's rows start at the retrain's start, past the champion's first rows.
+    assert seen[0][0] >= start > seen[1][0]
+    in_training = labelled["event_time"].between(*seen[0]) | labelled["event_time"].between(
+        *seen[1]
+    )
+    assert decision.numbers["rows_seen_in_training"] == int(in_training.sum())
+    assert 50 <= decision.numbers["rows"] <= int((~in_training).sum())
+    assert pd.Timestamp(decision.numbers["rows_from"]) > max(seen[0][1], seen[1][1])
+    assert "held-out" in decision.reason

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import pandas as pd
 import pytest
 from kubernetes.client.exceptions import ApiException
 
@@ -170,3 +173,44 @@ def test_kserve_router_says_so_when_the_api_server_cannot_be_reached(registry):
     with pytest.raises(ConfigError, match="Kubernetes API did not answer the get"):
         router.start_canary("v0002", 10, "gate passed")
     assert registry.alias(MODEL, "canary") is None
+
+
+def seen(bundle, fitted, selected=(None, None)):
+    """`bundle` as if it had been fitted on events `fitted` and selected on `selected`."""
+    metadata = {**bundle.metadata, "trained_on": list(fitted), "selected_on": list(selected)}
+    return replace(bundle, metadata=metadata)
+
+
+def test_the_gate_scores_only_rows_neither_model_was_fitted_or_selected_on(registry, labelled):
+    times = pd.date_range("2026-03-01", periods=len(labelled), freq="h", tz="UTC")
+    labelled = labelled.assign(event_time=times)
+    stamp = lambda i: times[i].isoformat()  # noqa: E731
+    candidate = seen(
+        registry.load(MODEL, "v0001"), (stamp(0), stamp(299)), (stamp(300), stamp(399))
+    )
+    champion = seen(registry.load(MODEL, "v0002"), (stamp(0), stamp(99)))
+    decision = gate_candidate(candidate, champion, labelled, min_rows=100)
+    assert decision.numbers["rows_seen_in_training"] == 400
+    assert decision.numbers["rows"] + decision.numbers["rows_unseen_categories"] == 200
+    assert pd.Timestamp(decision.numbers["rows_from"]) == times[400]
+    # The champion's window alone, past the candidate's, is left out too.
+    late_champion = seen(champion, (stamp(450), stamp(599)))
+    decision = gate_candidate(candidate, late_champion, labelled, min_rows=10)
+    assert decision.numbers["rows_seen_in_training"] == 550
+    assert pd.Timestamp(decision.numbers["rows_until"]) < times[450]
+
+
+def test_the_gate_waits_when_every_labelled_row_was_trained_on(registry, labelled):
+    times = pd.date_range("2026-03-01", periods=len(labelled), freq="h", tz="UTC")
+    candidate = seen(registry.load(MODEL, "v0001"), (times[0].isoformat(), times[-1].isoformat()))
+    decision = gate_candidate(
+        candidate, registry.load(MODEL, "v0002"), labelled.assign(event_time=times)
+    )
+    assert decision.action == "wait"
+    assert "600 left out: trained on" in decision.reason
+
+
+def test_the_gate_refuses_rows_without_event_times_when_it_must_hold_out(registry, labelled):
+    candidate = seen(registry.load(MODEL, "v0001"), ("2026-03-01", "2026-03-02"))
+    with pytest.raises(ValueError, match="'event_time' column"):
+        gate_candidate(candidate, registry.load(MODEL, "v0002"), labelled)
