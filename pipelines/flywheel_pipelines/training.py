@@ -68,14 +68,24 @@ def training_pipeline(
     ingested = ingest(
         dataset_spec=dataset_spec, data_uri=data_uri, side_uri=side_uri, start=start, end=end
     ).set_retry(num_retries=3, backoff_duration="10s")
-    cleaned = clean(dataset_spec=dataset_spec, records=ingested.outputs["records"])
+    # Steps without side effects run once more if their process dies: a pod can be preempted,
+    # and Arrow's thread pool can abort the interpreter at exit after the outputs are written
+    # (apache/arrow#34314; seen once in a CI run, on featurize). validate is left alone: its
+    # failure is the data's verdict, and register publishes a version.
+    cleaned = clean(dataset_spec=dataset_spec, records=ingested.outputs["records"]).set_retry(
+        num_retries=1
+    )
     validated = validate(
         dataset_spec=dataset_spec,
         cleaned=cleaned.outputs["cleaned"],
         clean_report=cleaned.outputs["report"],
     )
-    features = featurize(dataset_spec=dataset_spec, validated=validated.outputs["validated"])
-    parts = split(dataset_spec=dataset_spec, validated=validated.outputs["validated"])
+    features = featurize(
+        dataset_spec=dataset_spec, validated=validated.outputs["validated"]
+    ).set_retry(num_retries=1)
+    parts = split(dataset_spec=dataset_spec, validated=validated.outputs["validated"]).set_retry(
+        num_retries=1
+    )
     trained = train(
         dataset_spec=dataset_spec,
         feature_pipeline=features.outputs["feature_pipeline"],
@@ -93,7 +103,7 @@ def training_pipeline(
         model=trained.outputs["model"],
         feature_pipeline=features.outputs["feature_pipeline"],
         test=parts.outputs["test"],
-    )
+    ).set_retry(num_retries=1)
     # The champion can change between runs: a cached verdict would compare with a stale one.
     verdict.set_caching_options(enable_caching=False)
     registered = register(
