@@ -24,6 +24,7 @@ from flywheel_mlops.monitoring.run import run_monitor
 from flywheel_mlops.predictions import PredictionStore
 from flywheel_mlops.registry import Registry
 from flywheel_mlops.registry.aliases import Alias
+from flywheel_mlops.registry.bundle import comparable_rows
 from flywheel_mlops.rollout import (
     LocalRouter,
     RolloutAction,
@@ -358,10 +359,9 @@ def _summary(
         bundles = {v: registry.load(model, v) for v in (v1, v2)}
         # Both models score the same post-closure trips offline, even the days before v2
         # served any. Those days include the ones v2 was retrained on, so the honest figure is
-        # the second: only trips after the data window v2's retrain saw.
+        # the second: only trips neither model was fitted or selected on.
         post = store.window(_utc(closure), None, model).dropna(subset=["actual"])
-        seen_until = pd.Timestamp(str(bundles[v2].metadata["window"][1]), tz="UTC")
-        unseen = post[post["event_time"] >= seen_until]
+        unseen = post[comparable_rows(post, "event_time", *bundles.values())[0]]
         scored, held_out = (
             {v: _mae(rows.assign(prediction=b.predict(rows))) for v, b in bundles.items()}
             for rows in (post, unseen)
@@ -371,7 +371,7 @@ def _summary(
             f"{v1}_mae_post_closure": scored[v1],
             f"{v2}_mae_post_closure": scored[v2],
             "v2_over_v1": scored[v2] / scored[v1],
-            "rows_after_v2_training": len(unseen),
-            "v2_over_v1_after_v2_training": held_out[v2] / held_out[v1],
+            "rows_unseen_by_both": len(unseen),
+            "v2_over_v1_unseen_by_both": held_out[v2] / held_out[v1],
         }
     return summary

@@ -22,10 +22,15 @@ def json_invalid_message(error: dict[str, Any]) -> str | None:
     return f"request body is not valid JSON: {reason}{where}"
 
 
+#: FastAPI's detail when reading the body raised anything but a JSON syntax error
+#: (fastapi/routing.py); only that 400 is rewritten, never another HTTPException.
+FASTAPI_PARSE_ERROR = "There was an error parsing the body"
+
+
 def unparsable_body_message(exc: HTTPException) -> str | None:
     """The message for FastAPI's "error parsing the body" 400, from the error underneath."""
     cause = exc.__cause__
-    if exc.status_code != 400 or cause is None:
+    if exc.status_code != 400 or exc.detail != FASTAPI_PARSE_ERROR or cause is None:
         return None
     if isinstance(cause, UnicodeDecodeError):
         byte = cause.object[cause.start : cause.start + 1].hex()

@@ -162,6 +162,30 @@ def unseen_rows(times: pd.Series, *bundles: Bundle) -> np.ndarray:
     return keep
 
 
+def comparable_rows(
+    frame: pd.DataFrame, time_column: str | None, *bundles: Bundle
+) -> tuple[np.ndarray, int, int]:
+    """The rows of `frame` every bundle can score (no category it never saw) and none was fitted
+    or selected on (by the event time in `time_column`): where models are compared honestly.
+
+    Returns the mask, the rows left out as trained on, and the rows left out (of the rest) for
+    an unseen category. Without the time column, only when no bundle recorded a seen window.
+    """
+    if time_column is not None and time_column in frame:
+        unseen = unseen_rows(frame[time_column], *bundles)
+    elif any(b.seen_window() for b in bundles):
+        raise ValueError(
+            f"an {time_column!r} column is needed to leave out the rows "
+            f"{', '.join(b.version for b in bundles)} trained on; got {list(frame.columns)}"
+        )
+    else:
+        unseen = np.ones(len(frame), dtype=bool)
+    known = np.ones(len(frame), dtype=bool)
+    for bundle in bundles:
+        known &= bundle.known_rows(frame)
+    return unseen & known, int((~unseen).sum()), int((unseen & ~known).sum())
+
+
 def load_bundle(folder: Path) -> Bundle:
     """Verify a bundle folder against its manifest, then load it. Nothing unhashed is opened."""
     folder = Path(folder)

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from flywheel_mlops.registry.bundle import Bundle, unseen_rows
+from flywheel_mlops.registry.bundle import Bundle, comparable_rows
 from flywheel_mlops.rollout.paired import Verdict, paired_bound, rows_still_needed, verdict
 from flywheel_mlops.scoring import error_summary
 
@@ -58,21 +58,9 @@ def gate_candidate(
     Rows with a category either model never saw are left out too: both score the same rows.
     The decision's numbers say how many rows each rule dropped."""
     rows = labelled.dropna(subset=[ACTUAL])
-    if EVENT_TIME in rows:
-        unseen = unseen_rows(rows[EVENT_TIME], candidate, champion)
-    elif candidate.seen_window() or champion.seen_window():
-        raise ValueError(
-            f"the gate's rows need an {EVENT_TIME!r} column to leave out the rows "
-            f"{candidate.version} or {champion.version} trained on; got {list(rows.columns)}"
-        )
-    else:
-        unseen = np.ones(len(rows), dtype=bool)
-    known = champion.known_rows(rows) & candidate.known_rows(rows)
-    dropped = {
-        "rows_seen_in_training": int((~unseen).sum()),
-        "rows_unseen_categories": int((unseen & ~known).sum()),
-    }
-    rows = rows[unseen & known]
+    same, seen, unknown = comparable_rows(rows, EVENT_TIME, candidate, champion)
+    dropped = {"rows_seen_in_training": seen, "rows_unseen_categories": unknown}
+    rows = rows[same]
     held_out = f"held-out labelled trips ({dropped['rows_seen_in_training']} left out: trained on)"
     if len(rows) < min_rows:
         return RolloutDecision(

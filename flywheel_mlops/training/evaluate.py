@@ -9,7 +9,7 @@ import pandas as pd
 
 from flywheel_mlops import models
 from flywheel_mlops.features import FeaturePipeline, baseline_prediction
-from flywheel_mlops.registry.bundle import Bundle, unseen_rows
+from flywheel_mlops.registry.bundle import Bundle, comparable_rows
 from flywheel_mlops.scoring import error_summary
 from flywheel_mlops.spec import DatasetSpec
 
@@ -58,20 +58,14 @@ def evaluate(
         # The world changes by new categories too: the champion cannot score a row whose
         # category it never saw, so both models are compared on the rows it can score. Nor is
         # it scored on a test row it was fitted or selected on: that would flatter it.
-        known = champion.known_rows(test_frame)
-        unseen = (
-            unseen_rows(test_frame[spec.timestamp], champion)
-            if spec.timestamp and spec.timestamp in test_frame
-            else np.ones(len(test_frame), dtype=bool)
-        )
-        same = known & unseen
+        same, seen, unknown = comparable_rows(test_frame, spec.timestamp, champion)
         ours = error_summary(actual[same], predicted[same])
         metrics["champion"] = {
             "version": champion.version,
             **error_summary(actual[same], champion.predict(test_frame[same])),
             "candidate_mae_same_rows": ours["mae"],
-            "rows_with_unseen_categories": int((~known).sum()),
-            "rows_the_champion_trained_on": int((known & ~unseen).sum()),
+            "rows_with_unseen_categories": unknown,
+            "rows_the_champion_trained_on": seen,
         }
         # No row both can be honestly scored on: no evidence the candidate is better.
         metrics["beats_champion"] = bool(
