@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.schema import CreateIndex, CreateTable
 
 from flywheel_mlops.errors import FlywheelError, InvalidInputError
 from flywheel_mlops.predictions.records import (
@@ -33,6 +34,7 @@ logger = logging.getLogger(__name__)
 BASE_COLUMNS = ("request_id", "row", "model_version", "logged_at", "event_time")
 _KEY_CHUNK = 500  # request ids per IN (...) lookup
 _READ_CHUNK = 50_000  # rows per streamed partition in window()
+_DDL_LOCK = 0x466C7977  # "Flyw": the advisory lock PostgreSQL services take to create the log
 
 
 class DatabaseUnavailable(FlywheelError):
@@ -173,42 +175,44 @@ class PredictionStore:
             if self._sqlite and database and database != ":memory:":
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
             self._create_tables()
-            self._add_event_time_column()
             self._schema_ready = True
 
     def _create_tables(self) -> None:
-        """`create_all`, once more if another process created a table between its check and
-        its CREATE (two services starting on one log); a second failure is a real one."""
-        try:
-            metadata.create_all(self.engine, checkfirst=True)
-        except DBAPIError:
-            metadata.create_all(self.engine, checkfirst=True)
+        """The tables, the event-time column and the indexes, each created only if missing.
 
-    def _add_event_time_column(self) -> None:
-        """A log created before event time gains the column (nullable) and its index in place."""
-        columns = {c["name"] for c in inspect(self.engine).get_columns(predictions.name)}
-        if "event_time" in columns:
-            return
-        # Two services that start together may both get here: PostgreSQL's IF NOT EXISTS makes
-        # the second a no-op; SQLite has no such clause, so its "duplicate column" is the same.
-        column = (
-            "event_time DATETIME"
-            if self._sqlite
-            else "IF NOT EXISTS event_time TIMESTAMP WITH TIME ZONE"
-        )
-        try:
-            with self.engine.begin() as connection:
-                connection.execute(text(f"ALTER TABLE predictions ADD COLUMN {column}"))
-        except OperationalError as error:
-            if "duplicate column" not in str(error):
-                raise
+        Two services that start together on one log both find it empty; a check followed by a
+        CREATE lets the second fail between the two (seen in CI), so every statement here
+        carries IF NOT EXISTS and the database decides. PostgreSQL can still collide on the
+        catalogue when two IF NOT EXISTS race, so it takes a transaction-scoped advisory lock.
+        """
         with self.engine.begin() as connection:
+            if not self._sqlite:
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _DDL_LOCK})
+            for table in metadata.sorted_tables:
+                connection.execute(CreateTable(table, if_not_exists=True))
+            self._add_event_time_column(connection)
+            for table in metadata.sorted_tables:
+                for index in sorted(table.indexes, key=lambda i: str(i.name)):
+                    connection.execute(CreateIndex(index, if_not_exists=True))
+
+    def _add_event_time_column(self, connection: Connection) -> None:
+        """A log created before event time gains the column (nullable) in place."""
+        if not self._sqlite:
             connection.execute(
                 text(
-                    "CREATE INDEX IF NOT EXISTS predictions_model_event_time "
-                    "ON predictions (model_name, event_time)"
+                    "ALTER TABLE predictions "
+                    "ADD COLUMN IF NOT EXISTS event_time TIMESTAMP WITH TIME ZONE"
                 )
             )
+            return
+        columns = {c["name"] for c in inspect(connection).get_columns(predictions.name)}
+        if "event_time" in columns:
+            return
+        try:
+            connection.execute(text("ALTER TABLE predictions ADD COLUMN event_time DATETIME"))
+        except OperationalError as error:  # SQLite has no IF NOT EXISTS here: another won
+            if "duplicate column" not in str(error):
+                raise
 
     def _time(self, moment: datetime) -> datetime:
         """`moment` in UTC; naive for SQLite, which stores no zone."""

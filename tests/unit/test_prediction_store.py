@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
@@ -13,7 +14,6 @@ from sqlalchemy import event
 
 from flywheel_mlops.errors import InvalidInputError
 from flywheel_mlops.predictions import FeedbackItem, PredictionRow, PredictionStore
-from flywheel_mlops.predictions.tables import predictions
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 
@@ -255,18 +255,24 @@ def test_a_log_from_before_event_time_gains_the_column_and_keeps_its_rows(tmp_pa
 
 
 def test_a_table_another_service_creates_meanwhile_is_not_an_outage(tmp_path: Path) -> None:
-    """Two services starting on one log both find no table; the second CREATE must not fail."""
+    """Two services starting on one log: just before each CREATE of ours runs, the other service
+    runs the same statement (it won the race for that table or index); none of ours may fail."""
     path = tmp_path / "shared.sqlite"
-    other = PredictionStore(f"sqlite:///{path}")
+    store = PredictionStore(f"sqlite:///{path}")
+    raced: list[str] = []
 
-    def the_other_service_wins(*_: object, **__: object) -> None:
-        other.ensure_schema()
+    def the_other_service_wins(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if statement.lstrip().startswith("CREATE"):
+            raced.append(statement)
+            with contextlib.closing(sqlite3.connect(path)) as other:
+                other.execute(statement)
+                other.commit()
 
-    event.listen(predictions, "before_create", the_other_service_wins, once=True)
+    event.listen(store.engine, "before_cursor_execute", the_other_service_wins)
     try:
-        store = PredictionStore(f"sqlite:///{path}")
         store.log_predictions(rows("r", 2))
     finally:
-        if event.contains(predictions, "before_create", the_other_service_wins):
-            event.remove(predictions, "before_create", the_other_service_wins)
+        event.remove(store.engine, "before_cursor_execute", the_other_service_wins)
+    assert store.window(T0 - timedelta(hours=1), T0 + timedelta(hours=1))["row"].tolist() == [0, 1]
+    assert len(raced) >= 5, "the race was not staged for every table and index"
     assert store.window(T0 - timedelta(hours=1), T0 + timedelta(hours=1))["row"].tolist() == [0, 1]
