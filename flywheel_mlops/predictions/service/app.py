@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Body, Depends, FastAPI, Header, Request
@@ -18,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Scope
 
 from flywheel_mlops.edge.body_errors import json_invalid_message, unparsable_body_message
+from flywheel_mlops.edge.memory import release_freed_memory
 from flywheel_mlops.errors import FlywheelError
 from flywheel_mlops.predictions import (
     DatabaseUnavailable,
@@ -115,7 +117,10 @@ def create_app(settings: ServiceSettings, store: PredictionStore | None = None) 
         settings.pairing_max_waiting, settings.pairing_max_age, settings.pairing_max_bytes
     )
     guard = [Depends(bearer_guard(settings.api_token))]
-    parsing = asyncio.Semaphore(settings.max_parallel_parses)
+    # Large bodies are parsed on these threads only: at most max_parallel_parses at once, even
+    # when a client that sent one hangs up (its parse runs to the end on its thread), and their
+    # garbage lands in as many allocator arenas, not one per thread of a shared pool.
+    parsing = ThreadPoolExecutor(settings.max_parallel_parses, thread_name_prefix="flywheel-parse")
     FeedbackBody = feedback_body(settings.max_feedback_items)
 
     @contextlib.asynccontextmanager
@@ -125,6 +130,7 @@ def create_app(settings: ServiceSettings, store: PredictionStore | None = None) 
             yield
         finally:
             await buffer.stop()
+            parsing.shutdown(wait=False, cancel_futures=True)
             store.close()
 
     app = FastAPI(
@@ -338,14 +344,23 @@ _THREAD_BYTES = 256 * 1024  # deliveries larger than this are parsed off the eve
 
 
 async def _off_loop_if_large(
-    slots: asyncio.Semaphore, size: int, function: Callable[..., T], *args: Any
+    parsing: ThreadPoolExecutor, size: int, function: Callable[..., T], *args: Any
 ) -> T:
-    """`function(*args)`, on a worker thread when the body was large, so the loop keeps serving;
-    `slots` bounds how many large bodies are parsed at once (each costs ~25x its size)."""
+    """`function(*args)`, on a parse thread when the body was large, so the loop keeps serving
+    (each large body costs ~25x its size while parsed); the pages its garbage freed go back to
+    the system before that thread takes the next one."""
     if size > _THREAD_BYTES:
-        async with slots:
-            return await run_in_threadpool(function, *args)
+        return await asyncio.get_running_loop().run_in_executor(
+            parsing, _then_release, function, *args
+        )
     return function(*args)
+
+
+def _then_release(function: Callable[..., T], *args: Any) -> T:
+    try:
+        return function(*args)
+    finally:
+        release_freed_memory()
 
 
 def _rows_of(

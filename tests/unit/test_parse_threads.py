@@ -1,0 +1,55 @@
+"""Large deliveries are parsed off the service's event loop, on its own bounded parse threads."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from flywheel_mlops.predictions.service.app import _THREAD_BYTES, _off_loop_if_large
+
+LARGE = _THREAD_BYTES + 1
+
+
+def test_a_small_body_is_parsed_on_the_loop_and_a_large_one_on_a_parse_thread() -> None:
+    async def main() -> tuple[str, str, str]:
+        with ThreadPoolExecutor(1, thread_name_prefix="flywheel-parse") as parsing:
+            small = await _off_loop_if_large(parsing, 10, lambda: threading.current_thread().name)
+            large = await _off_loop_if_large(
+                parsing, LARGE, lambda: threading.current_thread().name
+            )
+        return threading.current_thread().name, small, large
+
+    loop_thread, small, large = asyncio.run(main())
+    assert small == loop_thread
+    assert large.startswith("flywheel-parse")
+
+
+def test_a_caller_that_hangs_up_keeps_its_parse_slot_until_its_parse_ends() -> None:
+    """With one slot, a second parse may not start while the first, whose caller was cancelled
+    (the client went away), still runs: parses, not callers, are what costs memory."""
+    first_running, release_first = threading.Event(), threading.Event()
+    order: list[str] = []
+
+    def first() -> None:
+        order.append("first started")
+        first_running.set()
+        release_first.wait(10)
+        order.append("first ended")
+
+    def second() -> None:
+        order.append("second started")
+
+    async def main() -> None:
+        with ThreadPoolExecutor(1, thread_name_prefix="flywheel-parse") as parsing:
+            caller = asyncio.create_task(_off_loop_if_large(parsing, LARGE, first))
+            await asyncio.to_thread(first_running.wait, 10)
+            caller.cancel()
+            following = asyncio.create_task(_off_loop_if_large(parsing, LARGE, second))
+            await asyncio.sleep(0.05)
+            assert order == ["first started"], order
+            release_first.set()
+            await following
+
+    asyncio.run(main())
+    assert order == ["first started", "first ended", "second started"]
