@@ -6,7 +6,11 @@ import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from flywheel_mlops.predictions.service.app import _THREAD_BYTES, _off_loop_if_large
+from flywheel_mlops.predictions.service.app import (
+    _THREAD_BYTES,
+    _off_loop_if_large,
+    _one_at_a_time_if_large,
+)
 
 LARGE = _THREAD_BYTES + 1
 
@@ -53,3 +57,31 @@ def test_a_caller_that_hangs_up_keeps_its_parse_slot_until_its_parse_ends() -> N
 
     asyncio.run(main())
     assert order == ["first started", "first ended", "second started"]
+
+
+def test_a_second_large_delivery_waits_until_the_first_is_done_with_not_only_parsed() -> None:
+    """The parsed form lives until the rows are built: the slot spans the whole handling, so
+    two large deliveries are never held parsed at once; small ones are not held back."""
+    order: list[str] = []
+    slots = asyncio.Semaphore(1)
+
+    async def handle(name: str, size: int, first_done: asyncio.Event | None) -> None:
+        async with _one_at_a_time_if_large(slots, size):
+            order.append(f"{name} in")
+            if first_done is not None:
+                await first_done.wait()  # pairing, building rows: still holding the parse
+            order.append(f"{name} out")
+
+    async def main() -> None:
+        done = asyncio.Event()
+        first = asyncio.create_task(handle("first", LARGE, done))
+        await asyncio.sleep(0)
+        second = asyncio.create_task(handle("second", LARGE, None))
+        small = asyncio.create_task(handle("small", 10, None))
+        await small
+        assert order == ["first in", "small in", "small out"], order
+        done.set()
+        await asyncio.gather(first, second)
+
+    asyncio.run(main())
+    assert order[-3:] == ["first out", "second in", "second out"]

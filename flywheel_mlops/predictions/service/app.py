@@ -121,6 +121,7 @@ def create_app(settings: ServiceSettings, store: PredictionStore | None = None) 
     # when a client that sent one hangs up (its parse runs to the end on its thread), and their
     # garbage lands in as many allocator arenas, not one per thread of a shared pool.
     parsing = ThreadPoolExecutor(settings.max_parallel_parses, thread_name_prefix="flywheel-parse")
+    large_bodies = asyncio.Semaphore(settings.max_parallel_parses)
     FeedbackBody = feedback_body(settings.max_feedback_items)
 
     @contextlib.asynccontextmanager
@@ -262,20 +263,26 @@ def create_app(settings: ServiceSettings, store: PredictionStore | None = None) 
         400 (with the same list) when nothing was.
         """
         body = await request.body()
-        delivery = await _off_loop_if_large(
-            parsing, len(body), parse_delivery, request.headers, body
-        )
-        refused = list(delivery.refused)
-        exchanges: list[tuple[int, Exchange]] = []
-        for index, event in delivery.events:
-            metrics.events.labels(event.kind).inc()
-            exchange, evicted = pairer.add(event)
-            _log_evicted(evicted, metrics)
-            if exchange is not None:
-                exchanges.append((index, exchange))
-        rows, failed = await _off_loop_if_large(
-            parsing, len(body), _rows_of, exchanges, settings.model_name
-        )
+        # A large delivery's parsed form (~25x its bytes) lives until its rows are built, not
+        # only while it is parsed: the slot is held that long, so parsed bodies never pile up.
+        async with _one_at_a_time_if_large(large_bodies, len(body)):
+            delivery = await _off_loop_if_large(
+                parsing, len(body), parse_delivery, request.headers, body
+            )
+            refused = list(delivery.refused)
+            exchanges: list[tuple[int, Exchange]] = []
+            for index, event in delivery.events:
+                metrics.events.labels(event.kind).inc()
+                exchange, evicted = pairer.add(event)
+                _log_evicted(evicted, metrics)
+                if exchange is not None:
+                    exchanges.append((index, exchange))
+            rows, failed = await _off_loop_if_large(
+                parsing, len(body), _rows_of, exchanges, settings.model_name
+            )
+            read, events = len(delivery.events), len(delivery.events) + len(delivery.refused)
+            paired = len(exchanges)
+            del delivery, exchanges
         refused += failed
         metrics.waiting.set(len(pairer))
         if refused:
@@ -283,10 +290,10 @@ def create_app(settings: ServiceSettings, store: PredictionStore | None = None) 
             logger.warning(
                 "refused %d of %d events: %s",
                 len(refused),
-                len(delivery.events) + len(delivery.refused),
+                events,
                 "; ".join(f"event {r.index}: {r.reason}" for r in refused[:3]),
             )
-        if not delivery.events:
+        if not read:
             return problem(
                 request,
                 400,
@@ -296,8 +303,8 @@ def create_app(settings: ServiceSettings, store: PredictionStore | None = None) 
             )
         written = await buffer.log_predictions(rows)
         return EventsOut(
-            events=len(delivery.events) + len(delivery.refused),
-            paired=len(exchanges),
+            events=events,
+            paired=paired,
             rows=len(rows),
             waiting=len(pairer),
             buffered=not written,
@@ -354,6 +361,16 @@ async def _off_loop_if_large(
             parsing, _then_release, function, *args
         )
     return function(*args)
+
+
+@contextlib.asynccontextmanager
+async def _one_at_a_time_if_large(slots: asyncio.Semaphore, size: int) -> AsyncIterator[None]:
+    """Hold one of `slots` while a delivery larger than _THREAD_BYTES is handled."""
+    if size > _THREAD_BYTES:
+        async with slots:
+            yield
+    else:
+        yield
 
 
 def _then_release(function: Callable[..., T], *args: Any) -> T:
