@@ -738,10 +738,13 @@ def table(results: dict[str, Any]) -> str:
     lines += [
         f"| {name} | {'n/a (not proven)' if value is None else value} |" for name, value in rows
     ]
-    when = results["finished"]
-    return "\n".join(
-        [*lines, "", f"Last run: {when}, {results['machine']}, {results['seconds']} s."]
-    )
+    last = f"Last run: {results['finished']}, {results['machine']}, {results['seconds']} s."
+    if "adversarial_finished" in results:
+        last += (
+            f" Adversarial rows: re-run alone (`--only-adversarial`) at "
+            f"{results['adversarial_finished']}, {results['adversarial_seconds']} s."
+        )
+    return "\n".join([*lines, "", last])
 
 
 def write_doc(results: dict[str, Any], doc: Path) -> None:
@@ -871,7 +874,8 @@ def only_adversarial(args: argparse.Namespace) -> int:
         results["adversarial"] = adversarial(bundle, work, args.adversarial_requests)
         print(f"    {json.dumps(results['adversarial'])}", flush=True)
     results["adversarial_seconds"] = round(time.monotonic() - started, 1)
-    results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    results["adversarial_finished"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    results.setdefault("finished", results["adversarial_finished"])
     results.setdefault("seconds", results["adversarial_seconds"])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")

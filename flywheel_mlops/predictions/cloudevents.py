@@ -13,9 +13,10 @@ from __future__ import annotations
 import base64
 import json
 import math
+import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -267,9 +268,15 @@ class EventPairer:
         self.max_bytes = max_bytes
         self._waiting: OrderedDict[str, _Waiting] = OrderedDict()
         self._bytes = 0
+        self._lock = threading.RLock()
 
     def __len__(self) -> int:
         return len(self._waiting)
+
+    def held_bytes(self, event_ids: Iterable[str]) -> int:
+        """JSON bytes of the halves waiting under these ids (what pairing them would decode)."""
+        with self._lock:
+            return sum(len(w.raw) for i in event_ids if (w := self._waiting.get(i)) is not None)
 
     @property
     def bytes(self) -> int:
@@ -277,17 +284,39 @@ class EventPairer:
         return self._bytes
 
     def add(self, event: InferenceEvent) -> tuple[Exchange | None, list[InferenceEvent]]:
-        """Pair `event` with its other half if it is here; returns (pair or None, evicted)."""
-        other = self._waiting.get(event.id)
-        if other is not None and other.event.kind != event.kind:
+        """Pair `event` with its other half if it is here; returns (pair or None, evicted).
+
+        Safe from several threads: the lock covers only the book-keeping, so encoding a half
+        that waits or decoding the one that paired (tens of ms at the body limit) never holds
+        up a caller on another thread.
+        """
+        taken = self._take_partner(event)
+        if taken is None:
+            waiting = _Waiting(replace(event, body={}), _json_bytes(event.body))
+            with self._lock:
+                taken = self._take_partner(event)  # it may have arrived while we encoded
+                if taken is None:
+                    return None, self._hold(waiting)
+        other, evicted = taken
+        held = other.restored()
+        request, response = (event, held) if event.kind == "request" else (held, event)
+        return Exchange(request, response), evicted
+
+    def _take_partner(self, event: InferenceEvent) -> tuple[_Waiting, list[InferenceEvent]] | None:
+        """The waiting other half of `event`'s call, removed (with the halves that expired)."""
+        with self._lock:
+            other = self._waiting.get(event.id)
+            if other is None or other.event.kind == event.kind:
+                return None
             self._pop(event.id)
-            held = other.restored()
-            request, response = (event, held) if event.kind == "request" else (held, event)
-            return Exchange(request, response), self.expire()
-        # A redelivered half replaces the one held and moves to the back of the line.
-        self._pop(event.id)
-        waiting = _Waiting(replace(event, body={}), _json_bytes(event.body))
-        self._waiting[event.id] = waiting
+            return other, self.expire()
+
+    def _hold(self, waiting: _Waiting) -> list[InferenceEvent]:
+        """Keep `waiting` (a redelivered half replaces the one held and moves to the back of
+        the line); returns what the bounds evicted. Called with the lock held."""
+        event_id = waiting.event.id
+        self._pop(event_id)
+        self._waiting[event_id] = waiting
         self._bytes += len(waiting.raw)
         evicted = self.expire()
         while len(self._waiting) > self.max_waiting or (
@@ -295,8 +324,8 @@ class EventPairer:
         ):
             evicted.append(self._pop(next(iter(self._waiting))))
         if self._bytes > self.max_bytes:  # one half larger than the whole allowance
-            evicted.append(self._pop(event.id))
-        return None, evicted
+            evicted.append(self._pop(event_id))
+        return evicted
 
     def _pop(self, event_id: str) -> InferenceEvent:
         """Remove a waiting half (if there) and return it without its body."""
@@ -310,11 +339,12 @@ class EventPairer:
         """Evict and return the halves older than max_age (without their bodies)."""
         limit = (time.monotonic() if now is None else now) - self.max_age
         evicted = []
-        while self._waiting:
-            oldest_id, oldest = next(iter(self._waiting.items()))
-            if oldest.event.received >= limit:
-                break
-            evicted.append(self._pop(oldest_id))
+        with self._lock:
+            while self._waiting:
+                oldest_id, oldest = next(iter(self._waiting.items()))
+                if oldest.event.received >= limit:
+                    break
+                evicted.append(self._pop(oldest_id))
         return evicted
 
 

@@ -181,22 +181,32 @@ class PredictionStore:
         """The tables, the event-time column and the indexes, each created only if missing.
 
         Two services that start together on one log both find it empty; a check followed by a
-        CREATE lets the second fail between the two (seen in CI), so every statement here
-        carries IF NOT EXISTS and the database decides. PostgreSQL can still collide on the
-        catalogue when two IF NOT EXISTS race, so it takes a transaction-scoped advisory lock.
+        plain CREATE lets the second fail between the two (seen in CI), so every statement
+        carries IF NOT EXISTS and the database decides. Each runs only when the catalogue
+        lacks its object: on an up-to-date log no DDL runs, so no lock is taken that would
+        stall inserts. PostgreSQL can collide in the catalogue when two IF NOT EXISTS race, so
+        it first takes a transaction-scoped advisory lock.
         """
         with self.engine.begin() as connection:
             if not self._sqlite:
                 connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _DDL_LOCK})
+            present = set(inspect(connection).get_table_names())
             for table in metadata.sorted_tables:
-                connection.execute(CreateTable(table, if_not_exists=True))
+                if table.name not in present:
+                    connection.execute(CreateTable(table, if_not_exists=True))
             self._add_event_time_column(connection)
+            found = inspect(connection)
             for table in metadata.sorted_tables:
+                indexed = {index["name"] for index in found.get_indexes(table.name)}
                 for index in sorted(table.indexes, key=lambda i: str(i.name)):
-                    connection.execute(CreateIndex(index, if_not_exists=True))
+                    if index.name not in indexed:
+                        connection.execute(CreateIndex(index, if_not_exists=True))
 
     def _add_event_time_column(self, connection: Connection) -> None:
         """A log created before event time gains the column (nullable) in place."""
+        columns = {c["name"] for c in inspect(connection).get_columns(predictions.name)}
+        if "event_time" in columns:
+            return
         if not self._sqlite:
             connection.execute(
                 text(
@@ -204,9 +214,6 @@ class PredictionStore:
                     "ADD COLUMN IF NOT EXISTS event_time TIMESTAMP WITH TIME ZONE"
                 )
             )
-            return
-        columns = {c["name"] for c in inspect(connection).get_columns(predictions.name)}
-        if "event_time" in columns:
             return
         try:
             connection.execute(text("ALTER TABLE predictions ADD COLUMN event_time DATETIME"))

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -333,3 +336,56 @@ def test_authentication_comes_before_the_body_and_parses_like_the_predictor(
         timeout=10,
     )
     assert answer.status_code == status, answer.text
+
+
+def test_a_small_half_that_completes_a_large_held_one_is_paired_off_the_event_loop(
+    start_service: ServiceFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The response of a large call is small, but pairing it decodes the large request held and
+    builds all its rows: that runs on a parse thread, not on the loop serving /healthz."""
+    from flywheel_mlops.predictions.service import app as service_app
+
+    built_on: list[str] = []
+    real_rows_of = service_app._rows_of
+
+    def recording(*args: Any) -> Any:
+        built_on.append(threading.current_thread().name)
+        return real_rows_of(*args)
+
+    monkeypatch.setattr(service_app, "_rows_of", recording)
+    calls = 20_000
+    request = {"instances": [{"zone": "Z01", "distance_km": 2.5}] * calls}
+    assert len(orjson.dumps(request)) > service_app._THREAD_BYTES
+    response = {"predictions": [8.5] * calls, "model_version": "v0001", "request_id": "big"}
+    service = start_service(database_url=f"sqlite:///{tmp_path / 'log.sqlite'}")
+    with httpx.Client(base_url=service.url, timeout=30) as client:
+        assert post_event(client, "request", "ce-big", request).json()["waiting"] == 1
+        answer = post_event(client, "response", "ce-big", response)
+    assert answer.json()["rows"] == calls
+    assert len(orjson.dumps(response)) < service_app._THREAD_BYTES
+    assert built_on[-1].startswith("flywheel-parse"), built_on
+
+
+def test_a_half_that_arrives_while_its_partner_is_encoded_still_pairs() -> None:
+    """Two threads add the two halves of one call at once: neither may be left waiting."""
+    import flywheel_mlops.predictions.cloudevents as ce
+
+    pairer = ce.EventPairer()
+    request = ce.InferenceEvent("ce-1", "request", V1_REQUEST)
+    response = ce.InferenceEvent("ce-1", "response", V1_RESPONSE)
+    results: list[object] = []
+    real_json_bytes = ce._json_bytes
+
+    def partner_arrives_meanwhile(body: object) -> bytes:
+        if body is V1_REQUEST:  # the other thread adds the response while we encode
+            thread = threading.Thread(target=lambda: results.append(pairer.add(response)))
+            thread.start()
+            thread.join()
+        return real_json_bytes(body)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ce, "_json_bytes", partner_arrives_meanwhile)
+        exchange, _ = pairer.add(request)
+    assert results == [(None, [])]
+    assert exchange == ce.Exchange(request, response)
+    assert len(pairer) == 0

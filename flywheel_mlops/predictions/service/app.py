@@ -122,6 +122,23 @@ def create_app(settings: ServiceSettings, store: PredictionStore | None = None) 
     # garbage lands in as many allocator arenas, not one per thread of a shared pool.
     parsing = ThreadPoolExecutor(settings.max_parallel_parses, thread_name_prefix="flywheel-parse")
     large_bodies = asyncio.Semaphore(settings.max_parallel_parses)
+
+    def pair_and_build_rows(
+        events: list[tuple[int, InferenceEvent]],
+    ) -> tuple[int, list[PredictionRow], list[Refusal]]:
+        """Each event to the pairer; the rows of the calls it completes (calls paired, rows,
+        refusals). Runs on a parse thread for a large delivery: restoring a held half and
+        building its rows are what cost time."""
+        exchanges: list[tuple[int, Exchange]] = []
+        for index, event in events:
+            metrics.events.labels(event.kind).inc()
+            exchange, evicted = pairer.add(event)
+            _log_evicted(evicted, metrics)
+            if exchange is not None:
+                exchanges.append((index, exchange))
+        rows, failed = _rows_of(exchanges, settings.model_name)
+        return len(exchanges), rows, failed
+
     FeedbackBody = feedback_body(settings.max_feedback_items)
 
     @contextlib.asynccontextmanager
@@ -131,7 +148,6 @@ def create_app(settings: ServiceSettings, store: PredictionStore | None = None) 
             yield
         finally:
             await buffer.stop()
-            parsing.shutdown(wait=False, cancel_futures=True)
             store.close()
 
     app = FastAPI(
@@ -263,53 +279,54 @@ def create_app(settings: ServiceSettings, store: PredictionStore | None = None) 
         400 (with the same list) when nothing was.
         """
         body = await request.body()
-        # A large delivery's parsed form (~25x its bytes) lives until its rows are built, not
-        # only while it is parsed: the slot is held that long, so parsed bodies never pile up.
-        async with _one_at_a_time_if_large(large_bodies, len(body)):
+        # A large delivery's parsed form (~25x its bytes) lives until its rows are written (the
+        # rows hold its records), not only while it is parsed: the slot is held that long, so
+        # parsed bodies never pile up. A small half that completes a large one held here takes
+        # a slot too: the held half is decoded and its rows built off the loop.
+        async with contextlib.AsyncExitStack() as slot:
+            await slot.enter_async_context(_one_at_a_time_if_large(large_bodies, len(body)))
             delivery = await _off_loop_if_large(
                 parsing, len(body), parse_delivery, request.headers, body
             )
-            refused = list(delivery.refused)
-            exchanges: list[tuple[int, Exchange]] = []
-            for index, event in delivery.events:
-                metrics.events.labels(event.kind).inc()
-                exchange, evicted = pairer.add(event)
-                _log_evicted(evicted, metrics)
-                if exchange is not None:
-                    exchanges.append((index, exchange))
-            rows, failed = await _off_loop_if_large(
-                parsing, len(body), _rows_of, exchanges, settings.model_name
+            size = len(body) + pairer.held_bytes(event.id for _, event in delivery.events)
+            if len(body) <= _THREAD_BYTES:
+                await slot.enter_async_context(_one_at_a_time_if_large(large_bodies, size))
+            paired, rows, failed = await _off_loop_if_large(
+                parsing, size, pair_and_build_rows, delivery.events
             )
+            refused = [*delivery.refused, *failed]
             read, events = len(delivery.events), len(delivery.events) + len(delivery.refused)
-            paired = len(exchanges)
-            del delivery, exchanges
-        refused += failed
-        metrics.waiting.set(len(pairer))
-        if refused:
-            metrics.refused_events.inc(len(refused))
-            logger.warning(
-                "refused %d of %d events: %s",
-                len(refused),
-                events,
-                "; ".join(f"event {r.index}: {r.reason}" for r in refused[:3]),
+            del delivery
+            metrics.waiting.set(len(pairer))
+            if refused:
+                metrics.refused_events.inc(len(refused))
+                logger.warning(
+                    "refused %d of %d events: %s",
+                    len(refused),
+                    events,
+                    "; ".join(f"event {r.index}: {r.reason}" for r in refused[:3]),
+                )
+            if not read:
+                return problem(
+                    request,
+                    400,
+                    "; ".join(f"event {r.index}: {r.reason}" for r in refused[:3])
+                    or "the delivery holds no events",
+                    errors=[_refusal_out(r) for r in refused[:100]],
+                )
+            written = await buffer.log_predictions(rows)
+            answer = EventsOut(
+                events=events,
+                paired=paired,
+                rows=len(rows),
+                waiting=len(pairer),
+                buffered=not written,
+                refused=[RefusalOut(**_refusal_out(r)) for r in refused[:100]],
             )
-        if not read:
-            return problem(
-                request,
-                400,
-                "; ".join(f"event {r.index}: {r.reason}" for r in refused[:3])
-                or "the delivery holds no events",
-                errors=[_refusal_out(r) for r in refused[:100]],
-            )
-        written = await buffer.log_predictions(rows)
-        return EventsOut(
-            events=events,
-            paired=paired,
-            rows=len(rows),
-            waiting=len(pairer),
-            buffered=not written,
-            refused=[RefusalOut(**_refusal_out(r)) for r in refused[:100]],
-        )
+            del rows
+            # The parse's garbage is free now: hand its pages back before the next one starts.
+            await _off_loop_if_large(parsing, size, release_freed_memory)
+        return answer
 
     @app.post(
         "/v1/feedback",
@@ -354,12 +371,9 @@ async def _off_loop_if_large(
     parsing: ThreadPoolExecutor, size: int, function: Callable[..., T], *args: Any
 ) -> T:
     """`function(*args)`, on a parse thread when the body was large, so the loop keeps serving
-    (each large body costs ~25x its size while parsed); the pages its garbage freed go back to
-    the system before that thread takes the next one."""
+    (each large body costs ~25x its size while parsed)."""
     if size > _THREAD_BYTES:
-        return await asyncio.get_running_loop().run_in_executor(
-            parsing, _then_release, function, *args
-        )
+        return await asyncio.get_running_loop().run_in_executor(parsing, function, *args)
     return function(*args)
 
 
@@ -371,13 +385,6 @@ async def _one_at_a_time_if_large(slots: asyncio.Semaphore, size: int) -> AsyncI
             yield
     else:
         yield
-
-
-def _then_release(function: Callable[..., T], *args: Any) -> T:
-    try:
-        return function(*args)
-    finally:
-        release_freed_memory()
 
 
 def _rows_of(
