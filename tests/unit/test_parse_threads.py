@@ -5,6 +5,10 @@ from __future__ import annotations
 import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import orjson
+from fastapi.testclient import TestClient
 
 from flywheel_mlops.predictions.service.app import (
     _THREAD_BYTES,
@@ -85,3 +89,21 @@ def test_a_second_large_delivery_waits_until_the_first_is_done_with_not_only_par
 
     asyncio.run(main())
     assert order[-3:] == ["first out", "second in", "second out"]
+
+
+def test_an_app_started_twice_still_parses_large_bodies(tmp_path: Path) -> None:
+    """The lifespan may run again (a second test client, a restart in one process): the parse
+    threads outlive it, so a large body is not answered 500 the second time."""
+    from flywheel_mlops.predictions.cloudevents import event_headers
+    from flywheel_mlops.predictions.service.app import create_app
+    from flywheel_mlops.predictions.service.settings import ServiceSettings
+
+    app = create_app(ServiceSettings(database_url=f"sqlite:///{tmp_path / 'log.sqlite'}"))
+    body = orjson.dumps({"instances": [{"zone": "Z01", "distance_km": 2.5}] * 20_000})
+    assert len(body) > _THREAD_BYTES
+    for start in ("first", "second"):
+        with TestClient(app) as client:
+            answer = client.post(
+                "/v1/events", content=body, headers=event_headers(f"ce-{start}", "request", "t")
+            )
+            assert answer.status_code == 202, (start, answer.text)
