@@ -521,9 +521,9 @@ def service_memory_bound(rss_before_mib: float) -> float:
     HANDLING_COST x the body limit (parsed objects ~25x, its bytes in flight, their copy)."""
     from flywheel_mlops.predictions.service.settings import ServiceSettings
 
-    defaults = ServiceSettings()
-    handled = defaults.max_parallel_parses * HANDLING_COST * defaults.max_body_bytes
-    return rss_before_mib + (defaults.pairing_max_bytes + handled) / 2**20
+    default = {name: field.default for name, field in ServiceSettings.model_fields.items()}
+    handled = default["max_parallel_parses"] * HANDLING_COST * default["max_body_bytes"]
+    return rss_before_mib + (default["pairing_max_bytes"] + handled) / 2**20
 
 
 def start_fault_tests(work: Path) -> tuple[subprocess.Popen[bytes], Path, float]:

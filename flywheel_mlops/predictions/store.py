@@ -207,17 +207,13 @@ class PredictionStore:
         columns = {c["name"] for c in inspect(connection).get_columns(predictions.name)}
         if "event_time" in columns:
             return
-        if not self._sqlite:
-            connection.execute(
-                text(
-                    "ALTER TABLE predictions "
-                    "ADD COLUMN IF NOT EXISTS event_time TIMESTAMP WITH TIME ZONE"
-                )
-            )
-            return
+        # The type as the table declares it, compiled for this database; SQLite has no
+        # IF NOT EXISTS here, so a service that won the race shows as "duplicate column".
+        kind = predictions.c.event_time.type.compile(dialect=connection.dialect)
+        guard = "" if self._sqlite else "IF NOT EXISTS "
         try:
-            connection.execute(text("ALTER TABLE predictions ADD COLUMN event_time DATETIME"))
-        except OperationalError as error:  # SQLite has no IF NOT EXISTS here: another won
+            connection.execute(text(f"ALTER TABLE predictions ADD COLUMN {guard}event_time {kind}"))
+        except OperationalError as error:
             if "duplicate column" not in str(error):
                 raise
 

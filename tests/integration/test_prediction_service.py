@@ -14,6 +14,7 @@ import pytest
 from flywheel_mlops.predictions import PredictionStore
 from flywheel_mlops.predictions.cloudevents import event_headers
 from flywheel_mlops.predictions.payload_logger import PayloadLogger
+from flywheel_mlops.predictions.service.parse_slots import LARGE_BYTES
 from tests.integration.pg_fixtures import (
     ServiceFactory,
 )
@@ -355,14 +356,14 @@ def test_a_small_half_that_completes_a_large_held_one_is_paired_off_the_event_lo
     monkeypatch.setattr(service_app, "_rows_of", recording)
     calls = 20_000
     request = {"instances": [{"zone": "Z01", "distance_km": 2.5}] * calls}
-    assert len(orjson.dumps(request)) > service_app._THREAD_BYTES
+    assert len(orjson.dumps(request)) > LARGE_BYTES
     response = {"predictions": [8.5] * calls, "model_version": "v0001", "request_id": "big"}
     service = start_service(database_url=f"sqlite:///{tmp_path / 'log.sqlite'}")
     with httpx.Client(base_url=service.url, timeout=30) as client:
         assert post_event(client, "request", "ce-big", request).json()["waiting"] == 1
         answer = post_event(client, "response", "ce-big", response)
     assert answer.json()["rows"] == calls
-    assert len(orjson.dumps(response)) < service_app._THREAD_BYTES
+    assert len(orjson.dumps(response)) < LARGE_BYTES
     assert built_on[-1].startswith("flywheel-parse"), built_on
 
 

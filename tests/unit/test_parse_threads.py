@@ -4,28 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
 from fastapi.testclient import TestClient
 
-from flywheel_mlops.predictions.service.app import (
-    _THREAD_BYTES,
-    _off_loop_if_large,
-    _one_at_a_time_if_large,
-)
+from flywheel_mlops.predictions.service.parse_slots import LARGE_BYTES, ParseSlots
 
-LARGE = _THREAD_BYTES + 1
+LARGE = LARGE_BYTES + 1
 
 
 def test_a_small_body_is_parsed_on_the_loop_and_a_large_one_on_a_parse_thread() -> None:
     async def main() -> tuple[str, str, str]:
-        with ThreadPoolExecutor(1, thread_name_prefix="flywheel-parse") as parsing:
-            small = await _off_loop_if_large(parsing, 10, lambda: threading.current_thread().name)
-            large = await _off_loop_if_large(
-                parsing, LARGE, lambda: threading.current_thread().name
-            )
+        async with ParseSlots(1).handling() as handling:
+            small = await handling.run(10, lambda: threading.current_thread().name)
+            large = await handling.run(LARGE, lambda: threading.current_thread().name)
         return threading.current_thread().name, small, large
 
     loop_thread, small, large = asyncio.run(main())
@@ -48,16 +42,20 @@ def test_a_caller_that_hangs_up_keeps_its_parse_slot_until_its_parse_ends() -> N
     def second() -> None:
         order.append("second started")
 
+    async def handle(slots: ParseSlots, step: Callable[[], None]) -> None:
+        async with slots.handling() as handling:
+            await handling.run(LARGE, step)
+
     async def main() -> None:
-        with ThreadPoolExecutor(1, thread_name_prefix="flywheel-parse") as parsing:
-            caller = asyncio.create_task(_off_loop_if_large(parsing, LARGE, first))
-            await asyncio.to_thread(first_running.wait, 10)
-            caller.cancel()
-            following = asyncio.create_task(_off_loop_if_large(parsing, LARGE, second))
-            await asyncio.sleep(0.05)
-            assert order == ["first started"], order
-            release_first.set()
-            await following
+        slots = ParseSlots(1)
+        caller = asyncio.create_task(handle(slots, first))
+        await asyncio.to_thread(first_running.wait, 10)
+        caller.cancel()
+        following = asyncio.create_task(handle(slots, second))
+        await asyncio.sleep(0.05)
+        assert order == ["first started"], order
+        release_first.set()
+        await following
 
     asyncio.run(main())
     assert order == ["first started", "first ended", "second started"]
@@ -67,24 +65,28 @@ def test_a_second_large_delivery_waits_until_the_first_is_done_with_not_only_par
     """The parsed form lives until the rows are built: the slot spans the whole handling, so
     two large deliveries are never held parsed at once; small ones are not held back."""
     order: list[str] = []
-    slots = asyncio.Semaphore(1)
 
-    async def handle(name: str, size: int, first_done: asyncio.Event | None) -> None:
-        async with _one_at_a_time_if_large(slots, size):
-            order.append(f"{name} in")
-            if first_done is not None:
-                await first_done.wait()  # pairing, building rows: still holding the parse
+    async def handle(
+        slots: ParseSlots, name: str, size: int, entered: asyncio.Event, done: asyncio.Event
+    ) -> None:
+        async with slots.handling() as handling:
+            await handling.run(size, order.append, f"{name} in")
+            entered.set()
+            await done.wait()  # pairing, building rows: still holding the parse
             order.append(f"{name} out")
 
     async def main() -> None:
-        done = asyncio.Event()
-        first = asyncio.create_task(handle("first", LARGE, done))
-        await asyncio.sleep(0)
-        second = asyncio.create_task(handle("second", LARGE, None))
-        small = asyncio.create_task(handle("small", 10, None))
+        slots = ParseSlots(1)
+        entered = {name: asyncio.Event() for name in ("first", "second", "small")}
+        first_done, no_wait = asyncio.Event(), asyncio.Event()
+        no_wait.set()
+        first = asyncio.create_task(handle(slots, "first", LARGE, entered["first"], first_done))
+        await entered["first"].wait()
+        second = asyncio.create_task(handle(slots, "second", LARGE, entered["second"], no_wait))
+        small = asyncio.create_task(handle(slots, "small", 10, entered["small"], no_wait))
         await small
         assert order == ["first in", "small in", "small out"], order
-        done.set()
+        first_done.set()
         await asyncio.gather(first, second)
 
     asyncio.run(main())
@@ -100,7 +102,7 @@ def test_an_app_started_twice_still_parses_large_bodies(tmp_path: Path) -> None:
 
     app = create_app(ServiceSettings(database_url=f"sqlite:///{tmp_path / 'log.sqlite'}"))
     body = orjson.dumps({"instances": [{"zone": "Z01", "distance_km": 2.5}] * 20_000})
-    assert len(body) > _THREAD_BYTES
+    assert len(body) > LARGE_BYTES
     for start in ("first", "second"):
         with TestClient(app) as client:
             answer = client.post(

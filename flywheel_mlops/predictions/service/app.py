@@ -3,12 +3,10 @@
 # No `from __future__ import annotations`: the feedback body's type is built per app in
 # create_app, and FastAPI must see the real type, not a string it cannot resolve.
 
-import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from typing import Annotated, Any, TypeVar
+from collections.abc import AsyncIterator, Mapping
+from typing import Annotated, Any
 
 from fastapi import Body, Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
@@ -19,7 +17,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Scope
 
 from flywheel_mlops.edge.body_errors import json_invalid_message, unparsable_body_message
-from flywheel_mlops.edge.memory import release_freed_memory
 from flywheel_mlops.errors import FlywheelError
 from flywheel_mlops.predictions import (
     DatabaseUnavailable,
@@ -44,6 +41,7 @@ from flywheel_mlops.predictions.service.middleware import (
     EdgeMiddleware,
     InternalErrorMiddleware,
 )
+from flywheel_mlops.predictions.service.parse_slots import ParseSlots
 from flywheel_mlops.predictions.service.schemas import (
     ConflictOut,
     EventsOut,
@@ -63,7 +61,6 @@ from flywheel_mlops.predictions.service.write_buffer import (
 )
 
 logger = logging.getLogger("flywheel.prediction_service")
-T = TypeVar("T")
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": Problem, "description": text}
@@ -117,11 +114,7 @@ def create_app(settings: ServiceSettings, store: PredictionStore | None = None) 
         settings.pairing_max_waiting, settings.pairing_max_age, settings.pairing_max_bytes
     )
     guard = [Depends(bearer_guard(settings.api_token))]
-    # Large bodies are parsed on these threads only: at most max_parallel_parses at once, even
-    # when a client that sent one hangs up (its parse runs to the end on its thread), and their
-    # garbage lands in as many allocator arenas, not one per thread of a shared pool.
-    parsing = ThreadPoolExecutor(settings.max_parallel_parses, thread_name_prefix="flywheel-parse")
-    large_bodies = asyncio.Semaphore(settings.max_parallel_parses)
+    parse_slots = ParseSlots(settings.max_parallel_parses)
 
     def pair_and_build_rows(
         events: list[tuple[int, InferenceEvent]],
@@ -279,24 +272,14 @@ def create_app(settings: ServiceSettings, store: PredictionStore | None = None) 
         400 (with the same list) when nothing was.
         """
         body = await request.body()
-        # A large delivery's parsed form (~25x its bytes) lives until its rows are written (the
-        # rows hold its records), not only while it is parsed: the slot is held that long, so
-        # parsed bodies never pile up. A small half that completes a large one held here takes
-        # a slot too: the held half is decoded and its rows built off the loop.
-        async with contextlib.AsyncExitStack() as slot:
-            await slot.enter_async_context(_one_at_a_time_if_large(large_bodies, len(body)))
-            delivery = await _off_loop_if_large(
-                parsing, len(body), parse_delivery, request.headers, body
-            )
+        # A small half that completes a large one held here is a large step too: pairing
+        # decodes the held half and builds its rows.
+        async with parse_slots.handling() as handling:
+            delivery = await handling.run(len(body), parse_delivery, request.headers, body)
             size = len(body) + pairer.held_bytes(event.id for _, event in delivery.events)
-            if len(body) <= _THREAD_BYTES:
-                await slot.enter_async_context(_one_at_a_time_if_large(large_bodies, size))
-            paired, rows, failed = await _off_loop_if_large(
-                parsing, size, pair_and_build_rows, delivery.events
-            )
+            paired, rows, failed = await handling.run(size, pair_and_build_rows, delivery.events)
             refused = [*delivery.refused, *failed]
             read, events = len(delivery.events), len(delivery.events) + len(delivery.refused)
-            del delivery
             metrics.waiting.set(len(pairer))
             if refused:
                 metrics.refused_events.inc(len(refused))
@@ -315,7 +298,7 @@ def create_app(settings: ServiceSettings, store: PredictionStore | None = None) 
                     errors=[_refusal_out(r) for r in refused[:100]],
                 )
             written = await buffer.log_predictions(rows)
-            answer = EventsOut(
+            return EventsOut(
                 events=events,
                 paired=paired,
                 rows=len(rows),
@@ -323,10 +306,6 @@ def create_app(settings: ServiceSettings, store: PredictionStore | None = None) 
                 buffered=not written,
                 refused=[RefusalOut(**_refusal_out(r)) for r in refused[:100]],
             )
-            del rows
-            # The parse's garbage is free now: hand its pages back before the next one starts.
-            await _off_loop_if_large(parsing, size, release_freed_memory)
-        return answer
 
     @app.post(
         "/v1/feedback",
@@ -362,29 +341,6 @@ def create_app(settings: ServiceSettings, store: PredictionStore | None = None) 
     )
     app.add_middleware(InternalErrorMiddleware)
     return app
-
-
-_THREAD_BYTES = 256 * 1024  # deliveries larger than this are parsed off the event loop
-
-
-async def _off_loop_if_large(
-    parsing: ThreadPoolExecutor, size: int, function: Callable[..., T], *args: Any
-) -> T:
-    """`function(*args)`, on a parse thread when the body was large, so the loop keeps serving
-    (each large body costs ~25x its size while parsed)."""
-    if size > _THREAD_BYTES:
-        return await asyncio.get_running_loop().run_in_executor(parsing, function, *args)
-    return function(*args)
-
-
-@contextlib.asynccontextmanager
-async def _one_at_a_time_if_large(slots: asyncio.Semaphore, size: int) -> AsyncIterator[None]:
-    """Hold one of `slots` while a delivery larger than _THREAD_BYTES is handled."""
-    if size > _THREAD_BYTES:
-        async with slots:
-            yield
-    else:
-        yield
 
 
 def _rows_of(
