@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from flywheel_mlops.cli import (
+    backtest,
     data,
     models,
     pipeline,
@@ -37,3 +38,4 @@ app.command(
 )(prediction_service.monitoring_service)
 app.command("monitor")(monitor)
 app.command("rollout")(rollout.rollout)
+app.command("backtest")(backtest.backtest)

@@ -106,6 +106,9 @@ class RetrainPolicy:
         self.cooldown = cooldown
         self.daily_cap = daily_cap
 
+    #: A trigger counts only on a bad window (drift or degraded); a schedule ignores the verdict.
+    needs_bad_window = True
+
     def settings(self) -> dict[str, Any]:
         """The policy's own settings, as the decision records them."""
         return {
@@ -191,3 +194,51 @@ def _verdict_and_version(decision: Decision | Mapping[str, Any]) -> tuple[str, s
     if isinstance(decision, Decision):
         return decision.verdict, decision.model.get("version")
     return str(decision["verdict"]), decision.get("model", {}).get("version")
+
+
+class SchedulePolicy(RetrainPolicy):
+    """Retrain every `every` of the loop's clock (event time), whatever the windows say: the
+    fixed schedule a team runs before it trusts drift, kept to compare policies on one history.
+
+    Its first trigger comes `every` after `since` (the first champion's training end)."""
+
+    needs_bad_window = False
+
+    def __init__(
+        self,
+        state: Path | StateStore,
+        every: timedelta,
+        since: datetime,
+        thresholds: Thresholds | None = None,
+    ):
+        if every <= timedelta(0):
+            raise ValueError(f"a schedule's interval must be > 0, got {every}")
+        super().__init__(state, thresholds, debounce=1, cooldown=every, daily_cap=1_000_000)
+        self.every, self.since = every, since
+
+    def settings(self) -> dict[str, Any]:
+        return {"schedule_hours": self.every.total_seconds() / 3600}
+
+    def _apply(self, state: PolicyState, verdict: str, now: datetime) -> TriggerDecision:
+        if verdict == "error":
+            return TriggerDecision(False, "The monitor run failed, so nothing triggers.")
+        last = datetime.fromisoformat(state.triggers[-1]) if state.triggers else self.since
+        if now - last < self.every:
+            return TriggerDecision(
+                False, f"The schedule retrains every {self.every}; next at {last + self.every}."
+            )
+        state.triggers = [*state.triggers, now.isoformat()][-HISTORY_KEPT:]
+        return TriggerDecision(True, f"Retrain: the schedule retrains every {self.every}.")
+
+
+class NeverPolicy(RetrainPolicy):
+    """Never retrain: the stale model's baseline that every other policy is measured against."""
+
+    def __init__(self, state: Path | StateStore, thresholds: Thresholds | None = None):
+        super().__init__(state, thresholds)
+
+    def settings(self) -> dict[str, Any]:
+        return {"never": True}
+
+    def _apply(self, state: PolicyState, verdict: str, now: datetime) -> TriggerDecision:
+        return TriggerDecision(False, "The policy never retrains.")

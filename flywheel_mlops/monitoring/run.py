@@ -172,7 +172,8 @@ def _apply_policy(decision: Decision, policy: RetrainPolicy, now: datetime) -> N
         decision.policy = {"trigger": False, "why": f"policy state unusable: {exc}"}
         decision.why.append(f"The retraining policy could not run ({exc}), so nothing triggers.")
         return
-    decision.retrain = trigger.trigger and decision.verdict in ("drift", "degraded")
+    judged = decision.verdict in ("drift", "degraded") if policy.needs_bad_window else True
+    decision.retrain = trigger.trigger and judged and decision.verdict != "error"
     decision.policy = {"trigger": decision.retrain, "why": trigger.why, **policy.settings()}
     decision.why.append(trigger.why)
 

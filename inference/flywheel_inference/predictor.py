@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import threading
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from flywheel_mlops.schema import Columns
 from flywheel_mlops.serving.alias_watcher import AliasWatcher, CanarySplit
 from flywheel_mlops.serving.bundle_source import BundleSource, RegistrySource
 from flywheel_mlops.serving.coalescer import Coalescer
+from flywheel_mlops.serving.routing import serves_canary
 from flywheel_mlops.serving.served_model import ServedModel
 
 log = logging.getLogger("flywheel.predictor")
@@ -214,10 +214,8 @@ class PickupPredictor(kserve.Model):
         """The bundle for this request: the canary for its share of request ids, else the
         champion. Hashing the id (not a coin toss) makes a retried request land the same way."""
         canary = self._canary
-        if canary is not None:
-            bucket = int.from_bytes(hashlib.blake2b(request_id.encode(), digest_size=2).digest())
-            if bucket % 100 < canary[1]:
-                return canary[0]
+        if canary is not None and serves_canary(request_id, canary[1]):
+            return canary[0]
         return self._served
 
     async def _log_payload(
