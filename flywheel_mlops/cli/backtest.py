@@ -33,7 +33,11 @@ def backtest(
         ),
     ] = ["drift"],  # noqa: B006 - typer reads the default, nothing mutates it
     retrain_on: Annotated[
-        str, typer.Option(help="A retrain's data: all (history so far) or since-change.")
+        str,
+        typer.Option(
+            help="A retrain's data: all (history so far), since-change (since the bad "
+            "streak began) or validated (both; the better on held-out rows stays candidate)."
+        ),
     ] = "all",
     families: Annotated[str, typer.Option(help="Comma-separated candidate families.")] = ",".join(
         TrainingRequest.families

@@ -39,7 +39,7 @@ from flywheel_mlops.predictions import PredictionStore
 from flywheel_mlops.predictions.records import FeedbackItem, PredictionRow
 from flywheel_mlops.registry import Registry
 from flywheel_mlops.registry.aliases import Alias
-from flywheel_mlops.registry.bundle import Bundle
+from flywheel_mlops.registry.bundle import Bundle, comparable_rows
 from flywheel_mlops.rollout import (
     LocalRouter,
     RolloutAction,
@@ -47,6 +47,7 @@ from flywheel_mlops.rollout import (
     RolloutOptions,
     rollout_step,
 )
+from flywheel_mlops.scoring import mae
 from flywheel_mlops.serving.records import frame_to_records
 from flywheel_mlops.serving.routing import serves_canary
 from flywheel_mlops.spec import DatasetSpec
@@ -54,8 +55,9 @@ from flywheel_mlops.training.clean import clean
 from flywheel_mlops.training.ingest import ingest
 from flywheel_mlops.training.local_runner import TrainingRequest, run_training
 
-#: How a retrain chooses its data: all history up to now, or the windows since the change.
-RETRAIN_ON = ("all", "since-change")
+#: How a retrain chooses its data: all history up to now, the windows since the change (the
+#: current streak of bad windows), or both, keeping the one that scores best on held-out rows.
+RETRAIN_ON = ("all", "since-change", "validated")
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(h|d|w|mo)\s*$")
 
@@ -364,11 +366,16 @@ def _replay(
             record.events.append(f"retrain decided; {busy.version} is still being rolled out")
         elif monitored.retrain:
             record.retrain = True
-            since = history.first if config.retrain_on == "all" else (bad_since or start)
+            since_change = bad_since or start
+            windows = {
+                "all": {"all": history.first},
+                "since-change": {"since-change": since_change},
+                "validated": {"all": history.first, "since-change": since_change},
+            }[config.retrain_on]
             why = " ".join(monitored.decision.why)
             record.events.extend(
                 _retrain_and_gate(
-                    config, registry, store, router, rollouts, options, folder, since, end, why
+                    config, registry, store, router, rollouts, options, folder, windows, end, why
                 )
             )
         say(_line(record))
@@ -440,33 +447,64 @@ def _retrain_and_gate(
     rollouts: RolloutLog,
     options: RolloutOptions,
     folder: Path,
-    since: datetime,
+    windows: dict[str, datetime],
     end: datetime,
     why: str,
 ) -> list[str]:
-    """The retrain a decision asks for (the served bundle's own spec, `candidate`), then the
-    offline gate on held-out rows; a canary it starts serves from the next window."""
+    """The retrain a decision asks for (the served bundle's own spec, `candidate`), one run per
+    data window; with several, the one with the lowest error on the labelled rows none of them
+    was fitted or selected on stays the candidate. Then the offline gate on held-out rows; a
+    canary it starts serves from the next window."""
     model = config.spec.name
-    request = replace(
-        retrain_request(
-            registry.load(model),
-            str(registry.uri),
-            config.data_uri,
-            config.side_uri,
-            since,
-            end,
-            why,
-        ),
-        families=config.families,
-        seed=config.seed,
-    )
-    outcome = run_local_retrain(request, folder / "runs", folder / "retrain.log")
-    if outcome.version is None:
-        return [f"retrained on {since:%Y-%m-%d}..{end:%Y-%m-%d}: not registered"]
-    events = [f"retrained {outcome.version} on {since:%Y-%m-%d}..{end:%Y-%m-%d}"]
+    served = registry.load(model)
+    trained: dict[str, str] = {}
+    events = []
+    for label, since in windows.items():
+        request = replace(
+            retrain_request(
+                served, str(registry.uri), config.data_uri, config.side_uri, since, end, why
+            ),
+            families=config.families,
+            seed=config.seed,
+        )
+        outcome = run_local_retrain(request, folder / "runs", folder / "retrain.log")
+        span = f"{label} ({since:%Y-%m-%d}..{end:%Y-%m-%d})"
+        if outcome.version is None or not outcome.promoted:
+            events.append(f"retrained on {span}: not registered (no better than the baseline)")
+            continue
+        trained[label] = outcome.version
+        events.append(f"retrained {outcome.version} on {span}")
+    if not trained:
+        return events
+    if len(trained) > 1:
+        events.append(_choose_window(registry, model, store, trained, end))
     gate = rollout_step(registry, model, store, router, rollouts, end, options)
     events.append(f"gate {gate.action}: {gate.reason}")
     return events
+
+
+def _choose_window(
+    registry: Registry, model: str, store: PredictionStore, trained: dict[str, str], end: datetime
+) -> str:
+    """Keep as `candidate` the retrain whose window scores best on the labelled rows none of
+    the retrains was fitted or selected on (the newest slice of the shortest window, held out
+    from all of them); the sentence says every score and the rows they were taken on."""
+    bundles = {label: registry.load(model, version) for label, version in trained.items()}
+    labelled = store.window(None, end, model).dropna(subset=["actual"])
+    keep, _, _ = comparable_rows(labelled, "event_time", *bundles.values())
+    rows = labelled[keep]
+    if rows.empty:
+        chosen = next(iter(trained))
+        reason = f"no row is held out from every window's retrain: {chosen}, the first, stays"
+    else:
+        scores = {
+            label: mae(rows["actual"], bundle.predict(rows)) for label, bundle in bundles.items()
+        }
+        chosen = min(scores, key=lambda label: scores[label])
+        listed = ", ".join(f"{label} {trained[label]} MAE {e:.3f}" for label, e in scores.items())
+        reason = f"window chosen by validation on {len(rows)} held-out rows: {listed}"
+    registry.set_alias(model, trained[chosen], Alias.CANDIDATE, reason)
+    return f"{reason}; candidate {trained[chosen]} ({chosen})"
 
 
 def _summary(
