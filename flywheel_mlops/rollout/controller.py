@@ -61,7 +61,7 @@ def gate_candidate(
     same, seen, unknown = comparable_rows(rows, EVENT_TIME, candidate, champion)
     dropped = {"rows_seen_in_training": seen, "rows_unseen_categories": unknown}
     rows = rows[same]
-    held_out = f"held-out labelled trips ({dropped['rows_seen_in_training']} left out: trained on)"
+    held_out = f"held-out labelled rows ({dropped['rows_seen_in_training']} left out: trained on)"
     if len(rows) < min_rows:
         return RolloutDecision(
             RolloutAction.WAIT,
@@ -154,7 +154,7 @@ def judge_canary(
         "rows_needed": rows_still_needed(bound, champion_mae, margin, max_rows),
     }
     said = (
-        f"on the same {len(rows)} labelled trips {canary.version} has MAE "
+        f"on the same {len(rows)} labelled rows {canary.version} has MAE "
         f"{numbers['canary_mae']:.2f} vs {champion_mae:.2f} for {champion.version}; the "
         f"{1 - alpha:.0%} bound on the mean improvement is [{bound.lower:.3f}, {bound.upper:.3f}]"
     )

@@ -91,7 +91,7 @@ def test_a_candidate_waits_while_too_few_recent_rows_are_labelled(
     decision = step(registry, store, history, now)
 
     assert decision.action == "wait"
-    assert "20 held-out labelled trips" in decision.reason
+    assert "20 held-out labelled rows" in decision.reason
     assert registry.alias(MODEL, Alias.CANDIDATE).version == "v0002"
     assert registry.alias(MODEL, Alias.CANARY) is None
 
