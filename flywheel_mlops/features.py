@@ -5,10 +5,10 @@ from __future__ import annotations
 import ast
 import json
 import operator
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property, lru_cache
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -20,6 +20,15 @@ if TYPE_CHECKING:  # the spec validates its baseline with this module's compiler
 
 BASELINE_FEATURE = "baseline"
 TIME_FEATURES = ("hour", "hour_sin", "hour_cos", "weekday", "is_weekend")
+#: What the dataset spec's `calendar` may ask for, beside the time features.
+CalendarFeature = Literal["month", "day_of_year", "year"]
+#: The matrix columns each calendar choice adds, in order.
+CALENDAR_FEATURES: dict[CalendarFeature, tuple[str, ...]] = {
+    "month": ("month", "month_sin", "month_cos"),
+    "day_of_year": ("day_of_year", "day_of_year_sin", "day_of_year_cos"),
+    "year": ("year",),
+}
+_DAYS_PER_YEAR = 365.25
 #: 1970-01-01, day 0 of datetime64, was a Thursday (Monday is 0, as in pandas' dt.weekday).
 _EPOCH_WEEKDAY = 3
 _MINUTES_PER_DAY = 24 * 60
@@ -109,6 +118,26 @@ def compile_baseline(expression: str) -> BaselineRule:
     return BaselineRule(expression)
 
 
+def generated_names(
+    timestamp: bool, calendar: Sequence[CalendarFeature], baseline: bool
+) -> list[str]:
+    """Names of the matrix columns the pipeline makes rather than reads, in matrix order.
+
+    Args:
+        timestamp: whether there is an event-time column (time and calendar features need one).
+        calendar: the calendar features asked for, as in the spec's `calendar`.
+        baseline: whether there is a baseline rule.
+    """
+    names: list[str] = []
+    if timestamp:
+        names += TIME_FEATURES
+        for choice in calendar:
+            names += CALENDAR_FEATURES[choice]
+    if baseline:
+        names.append(BASELINE_FEATURE)
+    return names
+
+
 def baseline_prediction(expression: str, records: Records) -> np.ndarray:
     """Evaluate the rule-based estimate (arithmetic over clean columns) per row.
 
@@ -126,11 +155,21 @@ class FeaturePipeline:
     timestamp: str | None = None
     baseline: str | None = None
     version: int = field(default=1)
+    #: Empty in bundles saved before calendar features existed: they load and transform as then.
+    calendar: list[CalendarFeature] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         # Compiled once per pipeline (fit, or from_json when a bundle loads), never per request,
         # so a rule that is not allowed fails the featurize stage or the bundle load.
         _ = self._rule, self._codes
+        unknown = [c for c in self.calendar if c not in CALENDAR_FEATURES]
+        if unknown:
+            raise ConfigError(
+                f"calendar features {unknown} are unknown; "
+                f"expected some of {list(CALENDAR_FEATURES)}"
+            )
+        if self.calendar and not self.timestamp:
+            raise ConfigError(f"calendar features {self.calendar} need a timestamp column")
 
     @cached_property
     def _rule(self) -> BaselineRule | None:
@@ -158,6 +197,7 @@ class FeaturePipeline:
             categories=categories,
             timestamp=spec.timestamp,
             baseline=spec.baseline,
+            calendar=list(spec.calendar),
         )
 
     @property
@@ -169,11 +209,10 @@ class FeaturePipeline:
     @property
     def feature_names(self) -> list[str]:
         """Names of the matrix columns `transform` returns, in order."""
-        names = list(self.numeric)
-        if self.timestamp:
-            names += list(TIME_FEATURES)
-        if self.baseline:
-            names.append(BASELINE_FEATURE)
+        names = [
+            *self.numeric,
+            *generated_names(bool(self.timestamp), self.calendar, bool(self.baseline)),
+        ]
         for column, values in sorted(self.categories.items()):
             names += [f"{column}={value}" for value in values]
         return names
@@ -210,10 +249,10 @@ class FeaturePipeline:
             matrix[:, at] = numbers(name)
             at += 1
         if self.timestamp:
-            matrix[:, at : at + len(TIME_FEATURES)] = _time_features(
-                _datetimes(records[self.timestamp])
-            )
-            at += len(TIME_FEATURES)
+            stamps = _datetimes(records[self.timestamp])
+            for block in (_time_features(stamps), *_calendar_features(stamps, self.calendar)):
+                matrix[:, at : at + block.shape[1]] = block
+                at += block.shape[1]
         if self._rule is not None:
             matrix[:, at] = self._rule(numbers)
             at += 1
@@ -294,6 +333,40 @@ def _time_features(stamps: np.ndarray) -> np.ndarray:
     return np.column_stack(
         [hour, np.sin(angle), np.cos(angle), weekday, (weekday >= 5).astype(np.float64)]
     ).astype(np.float32)
+
+
+def _calendar_features(stamps: np.ndarray, calendar: Sequence[CalendarFeature]) -> list[np.ndarray]:
+    """One block per calendar choice, columns as named in CALENDAR_FEATURES; NaN for NaT."""
+    if not calendar:
+        return []
+    years = stamps.astype("datetime64[Y]")
+    missing = np.isnat(stamps)
+    blocks = []
+    for choice in calendar:
+        if choice == "month":
+            # Months since 1970-01 modulo 12: numpy's modulo floors, so before 1970 counts too.
+            month = stamps.astype("datetime64[M]").view(np.int64) % 12 + 1
+            blocks.append(_with_cycle(month.astype(np.float64), 12.0, missing))
+        elif choice == "day_of_year":
+            days = stamps.astype("datetime64[D]") - years.astype("datetime64[D]")
+            day = days.view(np.int64) + 1
+            blocks.append(_with_cycle(day.astype(np.float64), _DAYS_PER_YEAR, missing))
+        else:
+            # The calendar year plus the share of it elapsed: a trend a linear model can extend.
+            start = years.astype("datetime64[m]")
+            elapsed = stamps.astype("datetime64[m]") - start
+            length = (years + 1).astype("datetime64[m]") - start
+            year = years.view(np.int64) + 1970 + elapsed.view(np.int64) / length.view(np.int64)
+            year[missing] = np.nan
+            blocks.append(year[:, None].astype(np.float32))
+    return blocks
+
+
+def _with_cycle(value: np.ndarray, period: float, missing: np.ndarray) -> np.ndarray:
+    """The value, its sine and cosine over `period`, as float32 columns; NaN where missing."""
+    value[missing] = np.nan
+    angle = 2 * np.pi * value / period
+    return np.column_stack([value, np.sin(angle), np.cos(angle)]).astype(np.float32)
 
 
 def _level_codes(values: Any, index: dict[str, int]) -> tuple[list[Any], np.ndarray]:

@@ -10,7 +10,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from flywheel_mlops.errors import ConfigError
-from flywheel_mlops.features import BASELINE_FEATURE, TIME_FEATURES, compile_baseline
+from flywheel_mlops.features import CalendarFeature, compile_baseline, generated_names
 
 
 class _Strict(BaseModel):
@@ -50,6 +50,13 @@ class DatasetSpec(_Strict):
     timestamp: str | None = Field(
         default=None,
         description="Event-time column: the time split and hour/weekday features come from it.",
+    )
+    calendar: list[CalendarFeature] = Field(
+        default_factory=list,
+        description="Calendar features from the timestamp, beside hour and weekday: `month` adds "
+        "month (1-12) with its sine and cosine; `day_of_year` adds day_of_year (1-366) with its "
+        "sine and cosine over 365.25 days; `year` adds the year with the share of it elapsed "
+        "(2012.5 mid-2012), a trend a linear model can extend. Needs `timestamp`.",
     )
     id_column: str | None = Field(default=None, description="Record id; duplicates are dropped.")
     required: list[str] = Field(
@@ -104,12 +111,19 @@ class DatasetSpec(_Strict):
         for column in self.units:
             if column not in self.numeric:
                 raise ValueError(f"units rule for {column!r}, which is not a numeric column")
+        if self.calendar and not self.timestamp:
+            raise ValueError(
+                f"calendar {self.calendar} needs `timestamp`: the event-time column it is read from"
+            )
+        twice = {c for c in self.calendar if self.calendar.count(c) > 1}
+        if twice:
+            raise ValueError(f"calendar lists {sorted(twice)} twice")
         self._generated_names_are_free(features)
         self._baseline_compiles()
         return self
 
     def _generated_names_are_free(self, features: list[str]) -> None:
-        generated = [*(TIME_FEATURES if self.timestamp else ()), BASELINE_FEATURE]
+        generated = generated_names(bool(self.timestamp), self.calendar, baseline=True)
         taken = [c for c in features if c in generated]
         if taken:
             raise ValueError(
