@@ -10,3 +10,5 @@ fi
 if [[ -f scripts/install-postgres.sh ]]; then
   bash scripts/install-postgres.sh
 fi
+# After the k8s tools: FORCE=1 there empties .tools/, where the table is kept.
+bash scripts/fetch-bikesharing.sh

@@ -1,4 +1,4 @@
-"""Shared fixtures: small simulated ride-hailing data and a registry with a trained champion."""
+"""Shared fixtures: simulated ride-hailing data, a trained champion, the bike-sharing table."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ import pytest
 
 from flywheel_mlops.simulator import SimulationConfig, SimulationResult, simulate
 from flywheel_mlops.spec import DatasetSpec, load_spec
+
+#: Where scripts/fetch-bikesharing.sh (run by scripts/test-services.sh) puts the table.
+BIKESHARING_CSV = Path(__file__).parents[1] / ".tools" / "data" / "hourly_bikesharing.csv"
 
 # Fixture modules shared by several test files, registered once instead of imported by name.
 pytest_plugins = ["tests.unit.rollout_fixtures", "tests.integration.pg_fixtures"]
@@ -50,3 +53,14 @@ def bundle_contents(spec: DatasetSpec, clean_frame: pd.DataFrame):
 
     metadata = {"created_at": "2026-03-20T00:00:00+00:00", "data_uri": "test"}
     return build_bundle(spec, clean_frame, reference_rows=500, metadata=metadata)
+
+
+@pytest.fixture(scope="session")
+def bikesharing_csv() -> Path:
+    """The hourly bike-sharing table (78,421 rows: date, ts, count, tmin, tmax, pn)."""
+    if not BIKESHARING_CSV.is_file():
+        pytest.skip(
+            f"{BIKESHARING_CSV} is missing: run `bash scripts/fetch-bikesharing.sh` "
+            "(`make test` runs it)"
+        )
+    return BIKESHARING_CSV
