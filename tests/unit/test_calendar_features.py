@@ -19,7 +19,7 @@ from flywheel_mlops.features import (
     CalendarFeature,
     FeaturePipeline,
 )
-from flywheel_mlops.spec import DatasetSpec, load_spec
+from flywheel_mlops.spec import DatasetSpec, builtins, load_spec
 from flywheel_mlops.training.featurize import featurize
 from tests.unit.test_features_equivalence import _pandas_transform
 
@@ -204,3 +204,28 @@ def test_fitted_calendar_survives_the_bundle_json_in_training_and_serving(spec, 
     assert np.isfinite(calendar).all()
     months = clean_frame["request_time"].head(50).dt.month.to_numpy()
     assert calendar[:, 0].tolist() == months.astype(np.float32).tolist()
+
+
+def test_bike_sharing_spec_ships_with_flywheel():
+    spec = load_spec("bike_sharing")
+    assert "bike_sharing" in builtins()
+    assert (spec.name, spec.target, spec.timestamp) == ("bike-share-count", "count", "ts")
+    assert spec.numeric == ["tmin", "tmax", "pn"]
+    assert spec.calendar == ["month", "day_of_year", "year"]
+
+
+def test_bike_sharing_table_ingests_and_cleans_whole(bikesharing_csv):
+    from flywheel_mlops.training.clean import clean
+    from flywheel_mlops.training.ingest import ingest
+
+    spec = load_spec("bike_sharing")
+    frame, report = ingest(spec, str(bikesharing_csv))
+    assert (report.rows_read, report.timestamps_unparsed) == (78_421, 0)
+    cleaned, cleaning = clean(spec, frame)
+    assert cleaning.rows_out == 78_421
+    assert not any(column.out_of_range for column in cleaning.columns.values())
+    pipeline = FeaturePipeline.fit(spec, cleaned)
+    first = pipeline.transform(cleaned.head(1))
+    names = pipeline.feature_names
+    assert first[0, names.index("hour")] == 12.0  # 2010-09-20 12:00:00, kept as wall-clock time
+    assert first[0, names.index("day_of_year")] == 263
