@@ -91,8 +91,8 @@ def print_outcome(outcome: RunOutcome) -> None:
     evaluation = outcome.evaluation
     table = Table(title="test split")
     table.add_column("")
-    table.add_column("MAE (min)", justify="right")
-    table.add_column("p90 abs error (min)", justify="right")
+    table.add_column("MAE", justify="right")
+    table.add_column("p90 abs error", justify="right")
     table.add_row("model", f"{evaluation['test']['mae']:.3f}", f"{evaluation['test']['p90']:.3f}")
     if "baseline" in evaluation:
         b = evaluation["baseline"]

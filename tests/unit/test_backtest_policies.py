@@ -44,7 +44,7 @@ def test_policies_parse_to_their_own_label(text: str, label: str) -> None:
 
 @pytest.mark.parametrize("text", ["weekly", "drift:0", "drift:x", "schedule", "never:1"])
 def test_an_unknown_policy_is_refused_naming_the_choices(text: str) -> None:
-    with pytest.raises(ConfigError, match="drift, drift:N .* schedule:<window> .* never"):
+    with pytest.raises(ConfigError, match=r"drift, drift:N .* schedule:<window> .* never"):
         parse_policy(text)
 
 
