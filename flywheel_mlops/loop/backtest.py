@@ -12,20 +12,21 @@ same rows. Nothing reads the wall clock: the same history and options decide the
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
-from flywheel_mlops.errors import ConfigError, InvalidInputError
+from flywheel_mlops.errors import ConfigError, FlywheelError, InvalidInputError
 from flywheel_mlops.loop.retrain import retrain_request, run_local_retrain
 from flywheel_mlops.monitoring.policy import (
     BAD,
@@ -99,6 +100,12 @@ class BacktestConfig:
     families: tuple[str, ...] = TrainingRequest.families
     rollout: RolloutOptions = field(default_factory=RolloutOptions)
     seed: int = 0
+    cooldown: str = ""
+    """After a drift policy's retrain, no other for this long (a window, e.g. 2d); none: 0."""
+    live: bool = False
+    """Serve through the real predictor and prediction service on loopback, not in-process."""
+    batch_size: int = 20
+    """Records per request when live."""
 
     def __post_init__(self) -> None:
         if self.spec.timestamp is None:
@@ -112,6 +119,8 @@ class BacktestConfig:
         for text in self.policies:
             parse_policy(text)  # fails now, not after the first champion's training
         window_offset(self.window)
+        if self.cooldown:
+            window_offset(self.cooldown)
 
 
 @dataclass(frozen=True)
@@ -131,15 +140,20 @@ class PolicyChoice:
             return f"drift:{self.debounce}"
         return self.kind
 
-    def build(self, state: Path, since: datetime) -> RetrainPolicy:
+    def build(self, state: Path, since: datetime, cooldown: str = "") -> RetrainPolicy:
         if self.kind == "never":
             return NeverPolicy(FileState(state))
         if self.kind == "schedule":
             every = pd.Timestamp(since) + window_offset(self.every) - pd.Timestamp(since)
             return SchedulePolicy(FileState(state), every.to_pytimedelta(), since)
-        # Windows are hours to months long: the monitor's cooldown and daily cap (made for
-        # hourly cron runs) would never bind, so a bad streak of `debounce` windows decides.
-        return RetrainPolicy(FileState(state), debounce=self.debounce, cooldown=timedelta(0))
+        # Windows are hours to months long: the monitor's hourly cooldown would not bind, so a
+        # bad streak of `debounce` windows decides, after `cooldown` since the last retrain.
+        pause = timedelta(0)
+        if cooldown:
+            pause = (
+                pd.Timestamp(since) + window_offset(cooldown) - pd.Timestamp(since)
+            ).to_pytimedelta()
+        return RetrainPolicy(FileState(state), debounce=self.debounce, cooldown=pause)
 
 
 def parse_policy(text: str) -> PolicyChoice:
@@ -173,6 +187,7 @@ class WindowRecord:
     mae_by_version: dict[str, float] = field(default_factory=dict)
     verdict: str = ""
     drift_share: float | None = None
+    drift_by_feature: dict[str, float] = field(default_factory=dict)
     retrain: bool = False
     events: list[str] = field(default_factory=list)
 
@@ -325,111 +340,173 @@ def _replay(
     registry = Registry(registry_uri)
     store = PredictionStore(f"sqlite:///{(folder / 'predictions.sqlite').resolve()}")
     rollouts, router = RolloutLog(folder / "rollouts.jsonl"), LocalRouter(registry, model)
-    policy = choice.build(folder / "policy-state.json", edges[0])
-    # The gate may look back over the whole replay: the rows it scores are those neither model
-    # was fitted or selected on (the bundles' windows), not merely recent ones.
-    options = replace(config.rollout, gate_hours=(edges[-1] - edges[0]).total_seconds() / 3600 + 1)
+    policy = choice.build(folder / "policy-state.json", edges[0], config.cooldown)
+    options = config.rollout
+    # The gate scores the labelled rows since the retrain's data began that neither model was
+    # fitted or selected on (the bundles' windows): the retrain's held-out newest slice and
+    # anything newer, never the older world a since-change retrain chose to leave behind.
+    gate_since = edges[0]
     replay = PolicyReplay(choice.label, folder=folder)
     say(f"policy {choice.label}:")
     bad_since: datetime | None = None
     served_errors: list[np.ndarray] = []
-    for start, end in itertools.pairwise(edges):
-        record = WindowRecord(start.isoformat(), end.isoformat())
-        replay.windows.append(record)
-        record.champion = registry.resolve(model, Alias.CHAMPION)
-        canary = registry.alias(model, Alias.CANARY)
-        record.canary = canary.version if canary else None
-        rows, stamps = history.rows(start, end)
-        errors = _serve(store, registry, model, spec, rows, stamps, record, canary)
-        served_errors.append(errors)
-        if canary is not None or registry.alias(model, Alias.CANDIDATE) is not None:
-            # A running canary is judged on every labelled row since it started; a candidate
-            # the gate could not judge yet (too few held-out rows) is gated on this window's.
-            step = rollout_step(registry, model, store, router, rollouts, end, options)
-            if step.action is not RolloutAction.WAIT:
-                record.events.append(f"{step.action} {step.candidate}: {step.reason}")
-        champion = registry.resolve(model, Alias.CHAMPION)
-        window = store.window(start, end, model)
-        monitored = run_monitor(
-            registry.load(model, champion),
-            window[window["model_version"] == champion],
-            policy,
-            folder / "monitor" / f"{start:%Y%m%dT%H%M}",
-            end,
-            cache_dir=folder / "monitor" / "reference-cache",
-        )
-        record.verdict = monitored.verdict
-        record.drift_share = (monitored.decision.drift or {}).get("share")
-        bad_since = (bad_since or start) if monitored.verdict in BAD else None
-        busy = registry.alias(model, Alias.CANARY) or registry.alias(model, Alias.CANDIDATE)
-        if monitored.retrain and busy is not None:
-            record.events.append(f"retrain decided; {busy.version} is still being rolled out")
-        elif monitored.retrain:
-            record.retrain = True
-            since_change = bad_since or start
-            windows = {
-                "all": {"all": history.first},
-                "since-change": {"since-change": since_change},
-                "validated": {"all": history.first, "since-change": since_change},
-            }[config.retrain_on]
-            why = " ".join(monitored.decision.why)
-            record.events.extend(
-                _retrain_and_gate(
-                    config, registry, store, router, rollouts, options, folder, windows, end, why
+    with _serving(config, folder, registry, store) as serving:
+        for start, end in itertools.pairwise(edges):
+            record = WindowRecord(start.isoformat(), end.isoformat())
+            replay.windows.append(record)
+            record.champion = registry.resolve(model, Alias.CHAMPION)
+            canary = registry.alias(model, Alias.CANARY)
+            record.canary = canary.version if canary else None
+            rows, stamps = history.rows(start, end)
+            predictions, versions = serving.serve(rows, stamps, start, end)
+            actual = rows[spec.target].to_numpy(dtype=np.float64)
+            served_errors.append(_tally(record, predictions, versions, actual))
+            if canary is not None or registry.alias(model, Alias.CANDIDATE) is not None:
+                # A running canary is judged on every labelled row since it started; a candidate
+                # the gate could not judge yet (too few held-out rows) is gated on this window's.
+                step = rollout_step(
+                    registry, model, store, router, rollouts, end, _gate(options, gate_since, end)
                 )
+                if step.action is not RolloutAction.WAIT:
+                    record.events.append(f"{step.action} {step.candidate}: {step.reason}")
+            champion = registry.resolve(model, Alias.CHAMPION)
+            window = store.window(start, end, model)
+            monitored = run_monitor(
+                registry.load(model, champion),
+                window[window["model_version"] == champion],
+                policy,
+                folder / "monitor" / f"{start:%Y%m%dT%H%M}",
+                end,
+                cache_dir=folder / "monitor" / "reference-cache",
             )
-        say(_line(record))
+            record.verdict = monitored.verdict
+            drift = monitored.decision.drift or {}
+            record.drift_share = drift.get("share")
+            record.drift_by_feature = {
+                name: float(column.get("score", float("nan")))
+                for name, column in (drift.get("features") or {}).items()
+            }
+            bad_since = (bad_since or start) if monitored.verdict in BAD else None
+            busy = registry.alias(model, Alias.CANARY) or registry.alias(model, Alias.CANDIDATE)
+            if monitored.retrain and busy is not None:
+                record.events.append(f"retrain decided; {busy.version} is still being rolled out")
+            elif monitored.retrain:
+                record.retrain = True
+                since_change = bad_since or start
+                windows = {
+                    "all": {"all": history.first},
+                    "since-change": {"since-change": since_change},
+                    "validated": {"all": history.first, "since-change": since_change},
+                }[config.retrain_on]
+                why = " ".join(monitored.decision.why)
+                gate_since = min(windows.values())
+                record.events.extend(
+                    _retrain_and_gate(
+                        config,
+                        registry,
+                        store,
+                        router,
+                        rollouts,
+                        _gate(options, gate_since, end),
+                        folder,
+                        windows,
+                        end,
+                        why,
+                    )
+                )
+            say(_line(record))
     replay.summary = _summary(served_errors, rollouts, replay.windows, registry, model)
     return replay
 
 
-def _serve(
-    store: PredictionStore,
-    registry: Registry,
-    model: str,
-    spec: DatasetSpec,
-    rows: pd.DataFrame,
-    stamps: pd.Series,
-    record: WindowRecord,
-    canary: Any,
+class InProcessServing:
+    """Serves a window in this process as the predictor would: the champion, and the canary for
+    its share of request ids (the predictor's rule), each row its own request; then logs it
+    with its event time and posts its outcome, as the prediction service would."""
+
+    def __init__(self, store: PredictionStore, registry: Registry, spec: DatasetSpec):
+        self.store, self.registry, self.spec = store, registry, spec
+
+    def close(self) -> None:
+        """Nothing runs beside this process."""
+
+    def serve(
+        self, rows: pd.DataFrame, stamps: pd.Series, start: datetime, end: datetime
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's prediction (NaN: refused, as a 4xx) and the version that answered it."""
+        model = self.spec.name
+        predictions = np.full(len(rows), np.nan)
+        versions = np.full(len(rows), None, dtype=object)
+        if rows.empty:
+            return predictions, versions
+        ids = [f"{s:%Y%m%dT%H%M%S}-{i:06d}" for i, s in enumerate(stamps)]
+        to_canary = np.zeros(len(rows), dtype=bool)
+        bundles: list[tuple[Bundle, np.ndarray]] = []
+        canary = self.registry.alias(model, Alias.CANARY)
+        if canary is not None:
+            to_canary = np.array([serves_canary(i, canary.traffic_percent or 0) for i in ids])
+            bundles.append((self.registry.load(model, canary.version), to_canary))
+        bundles.append((self.registry.load(model, Alias.CHAMPION), ~to_canary))
+        for bundle, mask in bundles:
+            # A category the model was not trained with is a 400 at the predictor: not served.
+            mask = mask & bundle.known_rows(rows)
+            if mask.any():
+                predictions[mask] = bundle.predict(rows.loc[mask])
+                versions[mask] = bundle.version
+        served = np.flatnonzero(~np.isnan(predictions))
+        records = frame_to_records(rows[self.spec.feature_columns])
+        actual = rows[self.spec.target].to_numpy(dtype=np.float64)
+        self.store.log_predictions(
+            PredictionRow(
+                ids[i],
+                0,
+                model,
+                str(versions[i]),
+                records[i],
+                float(predictions[i]),
+                event_time=stamps.iloc[i].to_pydatetime(),
+                call_rows=1,
+            )
+            for i in served
+        )
+        self.store.record_feedback(FeedbackItem(ids[i], float(actual[i])) for i in served)
+        return predictions, versions
+
+
+class Serving(Protocol):
+    """How a window reaches the models: InProcessServing, or LiveServing (loop/live.py)."""
+
+    def serve(
+        self, rows: pd.DataFrame, stamps: pd.Series, start: datetime, end: datetime
+    ) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def close(self) -> None: ...
+
+
+@contextlib.contextmanager
+def _serving(
+    config: BacktestConfig, folder: Path, registry: Registry, store: PredictionStore
+) -> Iterator[Serving]:
+    """In this process, or (`live`) through the real predictor and prediction service."""
+    if not config.live:
+        yield InProcessServing(store, registry, config.spec)
+        return
+    from flywheel_mlops.loop.live import LiveServing, running_services
+
+    with running_services(registry.uri, store.url, config.spec.name, folder / "logs") as ends:
+        live = LiveServing(ends, store, registry, config.spec, config.batch_size)
+        try:
+            yield live
+        finally:
+            live.close()
+
+
+def _tally(
+    record: WindowRecord, predictions: np.ndarray, versions: np.ndarray, actual: np.ndarray
 ) -> np.ndarray:
-    """Predict the window as the predictor would and log it; returns the served rows' errors."""
-    if rows.empty:
-        return np.empty(0)
-    champion = registry.load(model, record.champion)
-    ids = [f"{s:%Y%m%dT%H%M%S}-{i:06d}" for i, s in enumerate(stamps)]
-    to_canary = np.zeros(len(rows), dtype=bool)
-    bundles: list[tuple[Bundle, np.ndarray]] = []
-    if canary is not None:
-        to_canary = np.array([serves_canary(i, canary.traffic_percent or 0) for i in ids])
-        bundles.append((registry.load(model, canary.version), to_canary))
-    bundles.append((champion, ~to_canary))
-    predictions = np.full(len(rows), np.nan)
-    versions = np.empty(len(rows), dtype=object)
-    for bundle, mask in bundles:
-        # A category the model was not trained with is a 400 at the predictor: not served.
-        mask = mask & bundle.known_rows(rows)
-        if mask.any():
-            predictions[mask] = bundle.predict(rows.loc[mask])
-            versions[mask] = bundle.version
+    """The window's served rows, refusals and live error per version; the served rows' errors."""
     served = ~np.isnan(predictions)
     record.rows, record.rejected = int(served.sum()), int((~served).sum())
-    records = frame_to_records(rows[spec.feature_columns])
-    actual = rows[spec.target].to_numpy(dtype=np.float64)
-    store.log_predictions(
-        PredictionRow(
-            ids[i],
-            0,
-            model,
-            str(versions[i]),
-            records[i],
-            float(predictions[i]),
-            event_time=stamps.iloc[i].to_pydatetime(),
-            call_rows=1,
-        )
-        for i in np.flatnonzero(served)
-    )
-    store.record_feedback(FeedbackItem(ids[i], float(actual[i])) for i in np.flatnonzero(served))
     errors = np.abs(predictions[served] - actual[served])
     for version in sorted(set(versions[served])):
         mine = versions[served] == version
@@ -437,6 +514,11 @@ def _serve(
         record.mae_by_version[version] = float(errors[mine].mean())
     record.mae = float(errors.mean()) if errors.size else float("nan")
     return errors
+
+
+def _gate(options: RolloutOptions, since: datetime, now: datetime) -> RolloutOptions:
+    """The rollout options with the gate looking back to `since`."""
+    return replace(options, gate_hours=(now - since).total_seconds() / 3600)
 
 
 def _retrain_and_gate(
@@ -467,8 +549,14 @@ def _retrain_and_gate(
             families=config.families,
             seed=config.seed,
         )
-        outcome = run_local_retrain(request, folder / "runs", folder / "retrain.log")
         span = f"{label} ({since:%Y-%m-%d}..{end:%Y-%m-%d})"
+        try:
+            outcome = run_local_retrain(request, folder / "runs", folder / "retrain.log")
+        except FlywheelError as failure:
+            # As the monitor job would: the retrain failed, the champion keeps serving, and
+            # the next decision may ask again. The replay goes on.
+            events.append(f"retrain on {span} failed: {failure}")
+            continue
         if outcome.version is None or not outcome.promoted:
             events.append(f"retrained on {span}: not registered (no better than the baseline)")
             continue

@@ -65,8 +65,8 @@ def test_every_served_request_reached_the_prediction_log_with_its_label(story):
     result, home = story
     from flywheel_mlops.predictions import PredictionStore
 
-    counts = PredictionStore(f"sqlite:///{home / 'predictions.sqlite'}").counts()
+    counts = PredictionStore(f"sqlite:///{result.folder / 'predictions.sqlite'}").counts()
     assert counts["predictions"] == sum(d.requests for d in result.days)
     assert counts["feedback"] == counts["predictions"]
     assert (home / "story-report.html").stat().st_size > 100_000
-    assert json.loads((home / "rollouts.jsonl").read_text().splitlines()[0])["reason"]
+    assert json.loads((result.folder / "rollouts.jsonl").read_text().splitlines()[0])["reason"]

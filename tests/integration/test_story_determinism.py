@@ -48,7 +48,7 @@ def decisions(home: Path, result: Any) -> dict[str, Any]:
         path.parent.name: {
             k: v for k, v in json.loads(path.read_text()).items() if k not in RUN_IDENTITY
         }
-        for path in sorted((home / "monitor").glob("*/decision.json"))
+        for path in sorted((result.folder / "monitor").glob("*/decision.json"))
     }
     return {
         "days": [day.to_dict() for day in result.days],
