@@ -42,6 +42,17 @@ def backtest(
     families: Annotated[str, typer.Option(help="Comma-separated candidate families.")] = ",".join(
         TrainingRequest.families
     ),
+    cooldown: Annotated[
+        str, typer.Option(help="After a drift retrain, none other for this long (e.g. 2d).")
+    ] = "",
+    live: Annotated[
+        bool,
+        typer.Option(
+            "--live",
+            help="Serve through the real predictor and prediction service on loopback "
+            "(started here, one pair per policy) instead of in this process.",
+        ),
+    ] = False,
     json_out: Annotated[Path, typer.Option("--json", help="Where the JSON goes.")] = Path(
         "backtest.json"
     ),
@@ -69,6 +80,8 @@ def backtest(
             policies=tuple(policy),
             retrain_on=retrain_on,
             families=tuple(f.strip() for f in families.split(",") if f.strip()),
+            cooldown=cooldown,
+            live=live,
         )
         folder = Path(work) if work else settings().home / "backtest"
         result = run_backtest(config, folder, say=lambda line: console.print(line, highlight=False))
