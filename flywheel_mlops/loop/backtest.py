@@ -557,8 +557,14 @@ def _retrain_and_gate(
             # the next decision may ask again. The replay goes on.
             events.append(f"retrain on {span} failed: {failure}")
             continue
-        if outcome.version is None or not outcome.promoted:
-            events.append(f"retrained on {span}: not registered (no better than the baseline)")
+        if outcome.version is None:
+            events.append(f"retrained on {span}, not registered: no better than the baseline")
+            continue
+        if not outcome.promoted:
+            events.append(
+                f"retrained {outcome.version} on {span}, not a candidate: on its test rows the "
+                "champion did not train on, no better than the champion"
+            )
             continue
         trained[label] = outcome.version
         events.append(f"retrained {outcome.version} on {span}")

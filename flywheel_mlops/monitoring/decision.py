@@ -118,7 +118,7 @@ def _drift_sentence(drift: DriftResult, thresholds: Thresholds) -> str:
 
 def _error_sentence(error: LiveError, thresholds: Thresholds) -> str:
     return (
-        f"Live MAE is {error.mae:.2f} min on {error.labelled_rows} labelled rows, "
+        f"Live MAE is {error.mae:.2f} on {error.labelled_rows} labelled rows, "
         f"{error.ratio:.2f}x the test MAE of {error.test_mae:.2f} "
         f"(threshold {thresholds.mae_ratio:.2f}x)."
     )
