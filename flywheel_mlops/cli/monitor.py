@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -21,10 +20,6 @@ from flywheel_mlops.cli.common import (
     print_rollout,
     settings,
 )
-
-if TYPE_CHECKING:
-    import pandas as pd
-
 
 #: Exit code of a run whose decision is `error` (a CronJob then shows the run as failed).
 EXIT_ERROR = 1
@@ -121,88 +116,60 @@ def monitor(
     reads are the ones that just failed. A retrain submitted by this run registers its
     candidate later, so a later run gates it.
     """
-    from flywheel_mlops.loop.archive import archive_run
+    from flywheel_mlops.loop.job import MonitorJob, run_job
+    from flywheel_mlops.loop.rollout import RouterKind
     from flywheel_mlops.loop.state import DatabasePolicyState, LoopDatabase
-    from flywheel_mlops.monitoring import RetrainPolicy, Thresholds, run_monitor
-    from flywheel_mlops.registry import Registry
+    from flywheel_mlops.monitoring import RetrainPolicy, Thresholds
     from flywheel_mlops.rollout import RolloutOptions
 
     config = settings()
     model = name or config.model_name
     at = parse_time(now, "--now") if now else datetime.now(UTC)
     start = parse_time(since, "--since") if since else at - timedelta(hours=hours)
-    end = start + timedelta(hours=hours)
-    folder = out or config.home / "monitor" / model
     database = database_url or config.database
-    loop_db = LoopDatabase(database)
     policy = RetrainPolicy(
-        state or DatabasePolicyState(loop_db, f"policy/{model}"),
+        state or DatabasePolicyState(LoopDatabase(database), f"policy/{model}"),
         Thresholds(min_labelled_rows=min_labelled_rows),
         debounce=debounce,
         cooldown=timedelta(hours=cooldown_hours),
         daily_cap=daily_cap,
     )
-    with failures_exit():
-        bundle = Registry(registry or config.registry).load(model, ref)
-    source = window if window is not None else _database_window(database, start, end, model)
-    result = run_monitor(
-        bundle, source, policy, folder, at, cache_dir=cache_dir or config.home / "monitor" / "cache"
+    job = MonitorJob(
+        model=model,
+        registry_uri=registry or config.registry,
+        database_url=database,
+        folder=out or config.home / "monitor" / model,
+        at=at,
+        start=start,
+        end=start + timedelta(hours=hours),
+        policy=policy,
+        cache_dir=cache_dir or config.home / "monitor" / "cache",
+        runs=config.runs,
+        ref=ref,
+        window=window,
+        pipelines_host=pipelines_host,
+        retrain_data=retrain_data,
+        retrain_side=retrain_side,
+        retrain_since=at - timedelta(days=retrain_days),
+        local_retrain=local_retrain,
+        rollout=None if rollout is RolloutMode.off else RouterKind(rollout.value),
+        rollout_options=RolloutOptions(canary_percent=canary_percent),
+        namespace=namespace,
+        inference_service=inference_service,
     )
-    document = result.decision.to_dict()
+
+    def decided(result: Any, archived: str) -> None:
+        _print_summary(result.decision.to_dict())
+        console.print(f"decision and report kept at {archived}")
+
     with failures_exit():
-        loop_db.record(model, "decision", at, document)
-        archived = archive_run(registry or config.registry, model, at, result)
-    _print_summary(document)
-    console.print(f"decision and report kept at {archived}")
-    if result.verdict == "error":
+        outcome = run_job(job, decided)
+    if outcome.retrain is not None:
+        console.print(outcome.retrain.said)
+    if outcome.rollout is not None:
+        print_rollout(outcome.rollout)
+    if outcome.monitored.verdict == "error":
         raise typer.Exit(EXIT_ERROR)
-    if result.retrain:
-        from flywheel_mlops.loop.retrain import start_retrain
-
-        with failures_exit():
-            started = start_retrain(
-                bundle,
-                registry or config.registry,
-                pipelines_host,
-                retrain_data,
-                retrain_side,
-                at - timedelta(days=retrain_days),
-                at,
-                " ".join(result.decision.why),
-                local_retrain,
-                config.runs,
-            )
-        console.print(started.said)
-    if rollout is not RolloutMode.off:
-        from flywheel_mlops.loop.rollout import RouterKind, take_rollout_step
-
-        with failures_exit():
-            decision = take_rollout_step(
-                RouterKind(rollout.value),
-                model,
-                registry or config.registry,
-                database,
-                folder,
-                at,
-                RolloutOptions(canary_percent=canary_percent),
-                namespace=namespace,
-                inference_service=inference_service,
-            )
-        print_rollout(decision)
-
-
-def _database_window(
-    url: str, start: datetime, end: datetime, model: str
-) -> Callable[[], pd.DataFrame]:
-    """A loader for the prediction log's window, called inside the run so failures are recorded."""
-
-    def load() -> pd.DataFrame:
-        from flywheel_mlops.predictions import PredictionStore
-
-        return PredictionStore(url).window(start, end, model_name=model)
-
-    load.description = f"prediction log [{start.isoformat()}, {end.isoformat()})"  # type: ignore[attr-defined]
-    return load
 
 
 def _print_summary(decision: dict[str, Any]) -> None:
