@@ -77,10 +77,12 @@ def window_offset(text: str) -> pd.DateOffset:
 
 
 def window_edges(start: datetime, end: datetime, offset: pd.DateOffset) -> list[datetime]:
-    """start, start + offset, ... while before `end`, then `end`: the windows' boundaries."""
-    edges = [start]
+    """start, start + offset, start + 2 offsets, ... while before `end`, then `end`: the windows'
+    boundaries. Each edge is counted from `start` (Jan 31 + 1, 2 months: Feb 29, Mar 31)."""
+    edges, k = [start], 1
     while edges[-1] < end:
-        edges.append(min((pd.Timestamp(edges[-1]) + offset).to_pydatetime(), end))
+        edges.append(min((pd.Timestamp(start) + offset * k).to_pydatetime(), end))
+        k += 1
     return edges
 
 
@@ -116,8 +118,9 @@ class BacktestConfig:
             raise ConfigError(f"--retrain-on must be one of {RETRAIN_ON}, got {self.retrain_on!r}")
         if not self.policies:
             raise ConfigError("a backtest needs at least one --policy")
-        for text in self.policies:
-            parse_policy(text)  # fails now, not after the first champion's training
+        labels = [parse_policy(text).label for text in self.policies]  # fails now, not later
+        if len(set(labels)) < len(labels):
+            raise ConfigError(f"a policy is given twice: {labels}")
         window_offset(self.window)
         if self.cooldown:
             window_offset(self.cooldown)
@@ -144,8 +147,7 @@ class PolicyChoice:
         if self.kind == "never":
             return NeverPolicy(FileState(state))
         if self.kind == "schedule":
-            every = pd.Timestamp(since) + window_offset(self.every) - pd.Timestamp(since)
-            return SchedulePolicy(FileState(state), every.to_pytimedelta(), since)
+            return SchedulePolicy(FileState(state), window_offset(self.every), since)
         # Windows are hours to months long: the monitor's hourly cooldown would not bind, so a
         # bad streak of `debounce` windows decides, after `cooldown` since the last retrain.
         pause = timedelta(0)
@@ -277,8 +279,10 @@ def run_backtest(
 ) -> BacktestResult:
     """Train the first champion, then replay every window under each policy; see the module."""
     work = Path(work)
-    if work.exists():
-        shutil.rmtree(work)  # a replay starts from nothing: same inputs, same decisions
+    for ours in ("first-champion", "policies"):
+        # A replay starts from nothing (same inputs, same decisions); only what a backtest
+        # wrote is removed, never anything else in the folder.
+        shutil.rmtree(work / ours, ignore_errors=True)
     history = History(config.spec, config.data_uri, config.side_uri)
     train_until = _utc(config.train_until)
     end = (
@@ -634,5 +638,10 @@ def _utc(moment: datetime) -> datetime:
 
 
 def _finite(values: dict[str, Any]) -> dict[str, Any]:
-    """NaN as None: the JSON stays standard JSON."""
-    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in values.items()}
+    """NaN as None, in nested dicts too: the JSON stays standard JSON."""
+    return {
+        k: _finite(v)
+        if isinstance(v, dict)
+        else (None if isinstance(v, float) and math.isnan(v) else v)
+        for k, v in values.items()
+    }

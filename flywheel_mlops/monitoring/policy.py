@@ -9,6 +9,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
+import pandas as pd
+
 from flywheel_mlops.files import write_atomic
 from flywheel_mlops.monitoring.decision import Decision
 from flywheel_mlops.monitoring.thresholds import Thresholds
@@ -200,32 +202,35 @@ class SchedulePolicy(RetrainPolicy):
     """Retrain every `every` of the loop's clock (event time), whatever the windows say: the
     fixed schedule a team runs before it trusts drift, kept to compare policies on one history.
 
-    Its first trigger comes `every` after `since` (the first champion's training end)."""
+    `every` is a timedelta or a calendar offset (`pd.DateOffset(months=1)`: the same day of the
+    next month, however long the month). Its first trigger comes `every` after `since` (the first
+    champion's training end)."""
 
     needs_bad_window = False
 
     def __init__(
         self,
         state: Path | StateStore,
-        every: timedelta,
+        every: timedelta | pd.DateOffset,
         since: datetime,
         thresholds: Thresholds | None = None,
     ):
-        if every <= timedelta(0):
+        if (pd.Timestamp(since) + every) <= pd.Timestamp(since):
             raise ValueError(f"a schedule's interval must be > 0, got {every}")
-        super().__init__(state, thresholds, debounce=1, cooldown=every, daily_cap=1_000_000)
+        super().__init__(state, thresholds, debounce=1, cooldown=timedelta(0), daily_cap=1_000_000)
         self.every, self.since = every, since
 
     def settings(self) -> dict[str, Any]:
-        return {"schedule_hours": self.every.total_seconds() / 3600}
+        return {"schedule": str(self.every)}
 
     def _apply(self, state: PolicyState, verdict: str, now: datetime) -> TriggerDecision:
         if verdict == "error":
             return TriggerDecision(False, "The monitor run failed, so nothing triggers.")
         last = datetime.fromisoformat(state.triggers[-1]) if state.triggers else self.since
-        if now - last < self.every:
+        due = (pd.Timestamp(last) + self.every).to_pydatetime()
+        if now < due:
             return TriggerDecision(
-                False, f"The schedule retrains every {self.every}; next at {last + self.every}."
+                False, f"The schedule retrains every {self.every}; next at {due}."
             )
         state.triggers = [*state.triggers, now.isoformat()][-HISTORY_KEPT:]
         return TriggerDecision(True, f"Retrain: the schedule retrains every {self.every}.")

@@ -75,4 +75,38 @@ def test_the_canary_share_is_the_predictors_share_of_request_ids() -> None:
     assert 0.23 < share < 0.27
     assert not any(serves_canary(i, 0) for i in ids[:500])
     assert all(serves_canary(i, 100) for i in ids[:500])
-    assert [serves_canary(i, 25) for i in ids[:50]] == [serves_canary(i, 25) for i in ids[:50]]
+    # Pinned buckets (blake2b of the id, two bytes, mod 100): r-0 is 28, r-4 is 19, r-1 is 97.
+    assert [serves_canary(i, 25) for i in ("r-0", "r-4", "r-1")] == [False, True, False]
+    assert serves_canary("r-0", 29)
+    assert not serves_canary("r-0", 28)
+
+
+def test_a_monthly_schedule_fires_every_calendar_month_however_long(tmp_path: Path) -> None:
+    policy = SchedulePolicy(tmp_path / "s.json", window_offset("1mo"), since=START)
+    ends = window_edges(START, datetime(2012, 7, 1, tzinfo=UTC), window_offset("1mo"))[1:]
+    fired = [policy.decide({"verdict": "ok", "model": {}}, end).trigger for end in ends]
+    assert fired == [True] * 6  # February is shorter than January: it still fires on Mar 1
+
+
+def test_month_edges_count_from_the_start_not_from_the_last_clamped_edge() -> None:
+    start = datetime(2012, 1, 31, tzinfo=UTC)
+    edges = window_edges(start, datetime(2012, 4, 30, tzinfo=UTC), window_offset("1mo"))
+    assert [e.date().isoformat() for e in edges] == [
+        "2012-01-31", "2012-02-29", "2012-03-31", "2012-04-30",
+    ]  # fmt: skip
+
+
+def test_the_same_policy_twice_is_refused(tmp_path: Path) -> None:
+    from flywheel_mlops.loop.backtest import BacktestConfig
+    from flywheel_mlops.spec import load_spec
+
+    with pytest.raises(ConfigError, match="a policy is given twice"):
+        BacktestConfig(load_spec("bike_sharing"), "x.csv", START, policies=("drift", "drift:1"))
+
+
+def test_nan_anywhere_in_a_window_becomes_null() -> None:
+    from flywheel_mlops.loop.backtest import WindowRecord
+
+    record = WindowRecord("a", "b", drift_by_feature={"tmin": float("nan"), "pn": 0.5})
+    assert record.to_dict()["drift_by_feature"] == {"tmin": None, "pn": 0.5}
+    assert record.to_dict()["mae"] is None
