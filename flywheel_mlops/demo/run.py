@@ -107,12 +107,12 @@ def run_story(config: StoryConfig, home: Path, say: Callable[[str], None] = prin
 
 def _day(window: WindowRecord, served: pd.DataFrame) -> DayRecord:
     """The window as the story's day, with the closure zones' own live error."""
-    day = date.fromisoformat(window.window_start[:10])
+    start, end = (pd.Timestamp(t) for t in (window.window_start, window.window_end))
     times = pd.to_datetime(served["event_time"], utc=True)
-    mine = served[(times >= _utc(day)) & (times < _utc(day + timedelta(days=1)))]
+    mine = served[(times >= start) & (times < end)]
     closure = mine[mine["zone"].isin(CLOSURE_ZONES)].dropna(subset=["actual"])
     return DayRecord(
-        day,
+        start.date(),
         requests=window.rows,
         rejected=window.rejected,
         served_by_version=window.served_by_version,

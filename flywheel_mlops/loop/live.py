@@ -175,16 +175,16 @@ class LiveServing:
         canary = self.registry.alias(model, Alias.CANARY)
         wanted = (self.registry.resolve(model, Alias.CHAMPION), canary.version if canary else None)
         _wait_until(
-            lambda: serving(self.endpoints.predictor, model) == wanted,
+            lambda: served_versions(self.endpoints.predictor, model) == wanted,
             seconds,
             lambda: (
-                f"the predictor serves {serving(self.endpoints.predictor, model)} "
+                f"the predictor serves {served_versions(self.endpoints.predictor, model)} "
                 f"(champion, canary), the registry says {wanted}"
             ),
         )
 
 
-def serving(predictor: str, model: str) -> tuple[str | None, str | None]:
+def served_versions(predictor: str, model: str) -> tuple[str | None, str | None]:
     """(champion, canary) versions the predictor reports serving in its Prometheus metrics."""
     champion = canary = None
     text = httpx.get(f"{predictor}/metrics", timeout=10).text

@@ -17,7 +17,7 @@ from flywheel_mlops.monitoring import reference_stats
 from flywheel_mlops.monitoring.decision import Decision, drift_section, judge
 from flywheel_mlops.monitoring.drift import DriftResult, measure_drift
 from flywheel_mlops.monitoring.live_error import live_error, slice_names
-from flywheel_mlops.monitoring.policy import RetrainPolicy
+from flywheel_mlops.monitoring.policy import BAD, RetrainPolicy
 from flywheel_mlops.monitoring.prometheus import write_metrics
 from flywheel_mlops.monitoring.report import write_report
 from flywheel_mlops.monitoring.window import (
@@ -172,8 +172,10 @@ def _apply_policy(decision: Decision, policy: RetrainPolicy, now: datetime) -> N
         decision.policy = {"trigger": False, "why": f"policy state unusable: {exc}"}
         decision.why.append(f"The retraining policy could not run ({exc}), so nothing triggers.")
         return
-    judged = decision.verdict in ("drift", "degraded") if policy.needs_bad_window else True
-    decision.retrain = trigger.trigger and judged and decision.verdict != "error"
+    bad = decision.verdict in BAD
+    decision.retrain = (
+        trigger.trigger and decision.verdict != "error" and (bad or not policy.needs_bad_window)
+    )
     decision.policy = {"trigger": decision.retrain, "why": trigger.why, **policy.settings()}
     decision.why.append(trigger.why)
 
