@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from flywheel_mlops.durations import window_offset
 from flywheel_mlops.errors import ConfigError, FlywheelError, InvalidInputError
 from flywheel_mlops.loop.retrain import retrain_request, run_local_retrain
 from flywheel_mlops.monitoring.policy import (
@@ -59,21 +60,6 @@ from flywheel_mlops.training.local_runner import TrainingRequest, run_training
 #: How a retrain chooses its data: all history up to now, the windows since the change (the
 #: current streak of bad windows), or both, keeping the one that scores best on held-out rows.
 RETRAIN_ON = ("all", "since-change", "validated")
-
-_DURATION = re.compile(r"^\s*(\d+)\s*(h|d|w|mo)\s*$")
-
-
-def window_offset(text: str) -> pd.DateOffset:
-    """`12h`, `1d`, `7d`, `2w` or `1mo` (calendar months) as an offset; anything else is refused."""
-    match = _DURATION.match(text)
-    if not match or int(match.group(1)) == 0:
-        raise ConfigError(
-            f"a window is a positive count and a unit, e.g. 12h, 1d, 7d, 2w or 1mo; got {text!r}"
-        )
-    count, unit = int(match.group(1)), match.group(2)
-    if unit == "mo":
-        return pd.DateOffset(months=count)
-    return pd.DateOffset(hours=count * {"h": 1, "d": 24, "w": 24 * 7}[unit])
 
 
 def window_edges(start: datetime, end: datetime, offset: pd.DateOffset) -> list[datetime]:
@@ -279,6 +265,9 @@ def run_backtest(
 ) -> BacktestResult:
     """Train the first champion, then replay every window under each policy; see the module."""
     work = Path(work)
+    # Every model of the replay calibrates its drift thresholds for the windows it is judged on.
+    drift = config.spec.drift.model_copy(update={"window": config.window})
+    config = replace(config, spec=config.spec.model_copy(update={"drift": drift}))
     for ours in ("first-champion", "policies"):
         # A replay starts from nothing (same inputs, same decisions); only what a backtest
         # wrote is removed, never anything else in the folder.

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from flywheel_mlops.durations import window_offset
 from flywheel_mlops.errors import ConfigError
-from flywheel_mlops.loop.backtest import parse_policy, window_edges, window_offset
+from flywheel_mlops.loop.backtest import parse_policy, window_edges
 from flywheel_mlops.monitoring.policy import NeverPolicy, SchedulePolicy
 from flywheel_mlops.serving.routing import serves_canary
 
