@@ -9,6 +9,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from flywheel_mlops.durations import window_offset
 from flywheel_mlops.errors import ConfigError
 from flywheel_mlops.features import CalendarFeature, compile_baseline, generated_names
 
@@ -25,6 +26,36 @@ class UnitRule(_Strict):
     factors: dict[str, float] = Field(
         description="Multiplier from each unit to the canonical one, e.g. {mph: 1.609344}."
     )
+
+
+class DriftSpec(_Strict):
+    """How the monitor's per-feature drift thresholds are calibrated when a model is trained."""
+
+    window: str = Field(
+        default="1d",
+        description="The monitor's window (12h, 1d, 7d, 2w, 1mo): thresholds are calibrated on "
+        "in-distribution windows of this length drawn from the training period.",
+    )
+    false_alarm_rate: float = Field(
+        default=0.01,
+        gt=0,
+        lt=0.5,
+        description="Per-feature false-alarm rate the thresholds are set for: the share of "
+        "in-distribution windows in which a feature may be flagged.",
+    )
+    seasonal: list[str] = Field(
+        default_factory=list,
+        description="Features expected to move with the season (temperature): their drift is "
+        "reported, and counts toward a retrain only when the error moves too.",
+    )
+
+    @model_validator(mode="after")
+    def _window_parses(self) -> DriftSpec:
+        try:
+            window_offset(self.window)
+        except ConfigError as error:
+            raise ValueError(f"drift.window: {error}") from error
+        return self
 
 
 class JoinSpec(_Strict):
@@ -95,6 +126,10 @@ class DatasetSpec(_Strict):
         default=0.0, ge=0, le=1, description="Validate: highest duplicate-id rate after cleaning."
     )
     min_rows: int = Field(default=200, ge=1, description="Validate: fewest rows worth training on.")
+    drift: DriftSpec = Field(
+        default_factory=DriftSpec,
+        description="Drift calibration: the window, the false-alarm rate, the seasonal columns.",
+    )
     task: Literal["regression"] = "regression"
 
     @model_validator(mode="after")
@@ -118,6 +153,12 @@ class DatasetSpec(_Strict):
         twice = {c for c in self.calendar if self.calendar.count(c) > 1}
         if twice:
             raise ValueError(f"calendar lists {sorted(twice)} twice")
+        unknown = [c for c in self.drift.seasonal if c not in features]
+        if unknown:
+            raise ValueError(
+                f"drift.seasonal lists {unknown}, which are not features; expected names from "
+                f"{features}"
+            )
         self._generated_names_are_free(features)
         self._baseline_compiles()
         return self

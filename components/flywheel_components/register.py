@@ -19,6 +19,7 @@ def register(
     feature_pipeline: Input[Artifact],
     schema: Input[Artifact],
     train: Input[Dataset],
+    validated: Input[Dataset],
     evaluation: Input[Artifact],
     reason: str,
     promote_alias: str,
@@ -37,6 +38,8 @@ def register(
         feature_pipeline: the fitted feature pipeline (JSON).
         schema: the input schema (JSON).
         train: training records, sampled for the drift reference.
+        validated: every record of the training period: its windows calibrate the monitor's
+            drift thresholds.
         evaluation: evaluate's numbers, which decided promotion.
         reason: lineage: why the run was started.
         promote_alias: the alias to move when the candidate beats the champion.
@@ -62,6 +65,7 @@ def register(
         feature_pipeline.path,
         schema.path,
         train.path,
+        validated.path,
         evaluation.path,
         lineage,
         promote_alias,

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from flywheel_mlops.files import write_atomic
+from flywheel_mlops.monitoring.calibration import share_false_alarm_rate
 from flywheel_mlops.monitoring.drift import DriftResult
 from flywheel_mlops.monitoring.live_error import LiveError
 from flywheel_mlops.monitoring.thresholds import Thresholds
@@ -57,15 +58,33 @@ class Decision:
         write_atomic(path, json.dumps(self.to_dict(), indent=2, default=str))
 
 
-def drift_section(drift: DriftResult) -> dict[str, Any]:
-    """The drift part of the decision: per feature, share, prediction drift."""
+def drift_section(drift: DriftResult, thresholds: Thresholds) -> dict[str, Any]:
+    """The drift part of the decision: per feature, share, prediction drift, and the
+    calibration behind the thresholds with the share rule's false-alarm rate."""
     return {
         "measured_by": "evidently",
         "sampled_rows": drift.sampled_rows,
         "features": {name: d.to_dict() for name, d in drift.features.items()},
         "drifted_features": drift.drifted_features,
+        "seasonal_drifted": drift.seasonal_drifted,
         "share": drift.share,
         "prediction": drift.prediction.to_dict(),
+        "calibration": _calibration(drift, thresholds),
+    }
+
+
+def _calibration(drift: DriftResult, thresholds: Thresholds) -> dict[str, Any]:
+    record = drift.calibration or {"calibrated": False, "why": "the bundle has no calibration"}
+    if not record.get("calibrated"):
+        return record
+    counted = len(drift.counted)
+    rate = float(record["false_alarm_rate"])
+    return {
+        **record,
+        "counted_features": counted,
+        "share_false_alarm_rate": share_false_alarm_rate(rate, counted, thresholds.drift_share),
+        "share_false_alarm_rate_is": "the chance that a window with no drift reaches the share, "
+        f"with each of {counted} features flagged at {rate} independently",
     }
 
 
@@ -108,11 +127,24 @@ def _drift_sentence(drift: DriftResult, thresholds: Thresholds) -> str:
     listed = f" ({', '.join(names)})" if names else ""
     prediction = drift.prediction
     state = "drifted" if prediction.drifted else "did not drift"
+    seasonal = drift.seasonal_drifted
+    besides = (
+        f" Seasonal features drifted too, counted only when the error moves: {', '.join(seasonal)}."
+        if seasonal
+        else ""
+    )
+    calibrated = (
+        f"calibrated {drift.calibration['window']} thresholds"
+        if drift.calibration and drift.calibration.get("calibrated")
+        else "Evidently's default thresholds"
+    )
     return (
-        f"Evidently found {len(names)} of {len(drift.features)} features drifted{listed}: "
+        f"Evidently found {len(names)} of {len(drift.counted)} features drifted{listed} at "
+        f"{calibrated}: "
         f"share {drift.share:.2f} against a threshold of {thresholds.drift_share:.2f}, "
         f"measured on {drift.sampled_rows} sampled rows. The prediction distribution {state} "
         f"({prediction.method} {prediction.score:.3f}, threshold {prediction.threshold:.3f})."
+        f"{besides}"
     )
 
 

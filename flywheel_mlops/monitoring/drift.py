@@ -27,6 +27,11 @@ class ColumnDrift:
     drifted: bool
     window_psi: float | None
     """PSI of the whole window on the reference's quantile bins (context, not the verdict)."""
+    default_threshold: float | None = None
+    """Evidently's default threshold for the method (`threshold` is the calibrated one)."""
+    calibrated: bool = False
+    seasonal: bool = False
+    """Declared seasonal: reported, but not counted in the drift share."""
 
     def to_dict(self) -> dict[str, Any]:
         """As the decision JSON records it."""
@@ -41,21 +46,35 @@ class DriftResult:
     prediction: ColumnDrift
     sampled_rows: int
     snapshot: Any
+    calibration: dict[str, Any] | None = None
+    """How the thresholds were calibrated (the bundle's record), or None: Evidently's defaults."""
+
+    @property
+    def counted(self) -> dict[str, ColumnDrift]:
+        """The features the share is taken over: all but the declared seasonal ones."""
+        return {name: drift for name, drift in self.features.items() if not drift.seasonal}
 
     @property
     def drifted_features(self) -> list[str]:
-        """Names of the features Evidently found drifted."""
-        return [name for name, drift in self.features.items() if drift.drifted]
+        """Names of the counted features Evidently found drifted."""
+        return [name for name, drift in self.counted.items() if drift.drifted]
+
+    @property
+    def seasonal_drifted(self) -> list[str]:
+        """Declared seasonal features Evidently found drifted (reported, not counted)."""
+        return [n for n, d in self.features.items() if d.seasonal and d.drifted]
 
     @property
     def share(self) -> float:
-        """Share of drifted features."""
-        return len(self.drifted_features) / len(self.features) if self.features else 0.0
+        """Share of drifted features among the counted ones."""
+        counted = self.counted
+        return len(self.drifted_features) / len(counted) if counted else 0.0
 
 
 def evidently_report(stats: ReferenceStats) -> Any:
     """The Evidently report the monitor runs: one `ValueDrift` per feature and the prediction,
-    each pinned to Evidently's own default method for the reference, with its drift test.
+    each pinned to Evidently's own default method for the reference, with its drift test at the
+    column's threshold (calibrated on the training period when the bundle has it).
 
     These are exactly the per-column metrics `DataDriftPreset` generates. The preset's own
     extras are left out because each recomputes the drift of every column: its drifted-columns
@@ -67,7 +86,12 @@ def evidently_report(stats: ReferenceStats) -> Any:
     from evidently.metrics import ValueDrift
 
     columns = [*stats.features, PREDICTION]
-    metrics = [ValueDrift(column=name, method=stats.columns[name].method) for name in columns]
+    metrics = [
+        ValueDrift(
+            column=name, method=stats.columns[name].method, threshold=stats.columns[name].threshold
+        )
+        for name in columns
+    ]
     return Report(metrics, include_tests=True)
 
 
@@ -135,9 +159,12 @@ def measure_drift(
             threshold=threshold,
             drifted=drifted,
             window_psi=histogram_psi(stats, name, histograms.get(name, {})),
+            default_threshold=stats.columns[name].default_threshold,
+            calibrated=stats.columns[name].calibrated,
+            seasonal=stats.columns[name].seasonal,
         )
     prediction = found.pop(PREDICTION)
-    return DriftResult(found, prediction, len(sample), snapshot)
+    return DriftResult(found, prediction, len(sample), snapshot, stats.calibration)
 
 
 def read_snapshot(snapshot: dict[str, Any]) -> dict[str, tuple[str, float, float, bool]]:

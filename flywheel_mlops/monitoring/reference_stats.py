@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -26,7 +26,7 @@ class ColumnStats:
     method: str
     """Evidently's stat test for this column (its own default choice for this reference)."""
     threshold: float
-    """That test's default threshold."""
+    """The threshold the monitor applies: calibrated when the bundle has it, else the default."""
     edges: list[float] = field(default_factory=list)
     """Numeric: quantile bin edges of the reference (first and last open-ended)."""
     counts: list[int] = field(default_factory=list)
@@ -35,6 +35,12 @@ class ColumnStats:
     """Categorical: the categories seen in the reference."""
     summary: dict[str, float] = field(default_factory=dict)
     """Numeric: mean, std and quartiles, for the report."""
+    default_threshold: float | None = None
+    """Evidently's default threshold for the method, beside the calibrated one."""
+    calibrated: bool = False
+    """Whether `threshold` was measured on the training period's in-distribution windows."""
+    seasonal: bool = False
+    """Declared by the spec to move with the season: reported, not counted in the share."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,8 @@ class ReferenceStats:
     timestamp: str | None
     columns: dict[str, ColumnStats]
     """Features (and `prediction`) the monitor measures drift on."""
+    calibration: dict[str, Any] | None = None
+    """How the thresholds were calibrated (window, false-alarm rate, windows), or why not."""
 
     @property
     def features(self) -> list[str]:
@@ -108,6 +116,13 @@ def compute(bundle: Bundle, digest: str) -> ReferenceStats:
         kind: Kind = "categorical" if spec.kind == "string" else "numeric"
         columns[spec.name] = column_stats(reference[spec.name], kind)
     columns[PREDICTION] = column_stats(reference[PREDICTION], "numeric")
+    calibration = bundle.metadata.get("drift_calibration")
+    seasonal = set(bundle.spec.drift.seasonal) if bundle.spec else set()
+    found = (calibration or {}).get("columns", {})
+    columns = {
+        name: _calibrated(column, found.get(name), name in seasonal)
+        for name, column in columns.items()
+    }
     return ReferenceStats(
         model=bundle.name,
         version=bundle.version,
@@ -116,6 +131,22 @@ def compute(bundle: Bundle, digest: str) -> ReferenceStats:
         target=str(bundle.metadata.get("target", "")),
         timestamp=timestamp,
         columns=columns,
+        calibration=(
+            {k: v for k, v in calibration.items() if k != "columns"} if calibration else None
+        ),
+    )
+
+
+def _calibrated(column: ColumnStats, found: dict[str, Any] | None, seasonal: bool) -> ColumnStats:
+    """The column with its calibrated threshold when calibration used the same method."""
+    if not found or found.get("method") != column.method:
+        return replace(column, default_threshold=column.threshold, seasonal=seasonal)
+    return replace(
+        column,
+        threshold=float(found["threshold"]),
+        default_threshold=column.threshold,
+        calibrated=True,
+        seasonal=seasonal,
     )
 
 

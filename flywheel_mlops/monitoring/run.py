@@ -127,7 +127,7 @@ def run_monitor(
                 "labelled_rows": summary.labelled_rows,
             },
             thresholds={**thresholds.to_dict(), **policy.settings()},
-            drift=drift_section(drift) if drift else None,
+            drift=drift_section(drift, thresholds) if drift else None,
             live_error=error.to_dict() if error.labelled_rows else None,
         )
     except Exception as exc:

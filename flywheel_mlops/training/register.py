@@ -47,6 +47,42 @@ def reference_sample(
     return sample
 
 
+def drift_calibration(
+    spec: DatasetSpec,
+    frame: pd.DataFrame,
+    reference: pd.DataFrame,
+    model: models.Regressor,
+    pipeline: FeaturePipeline,
+) -> dict[str, Any]:
+    """Per-feature drift thresholds for the monitor, measured on windows of every record of the
+    training period, `frame` (`monitoring.calibration`), or why the defaults stay."""
+    from flywheel_mlops.monitoring.calibration import calibrate
+    from flywheel_mlops.monitoring.thresholds import Thresholds
+
+    if not spec.timestamp or spec.timestamp not in frame:
+        return {"calibrated": False, "why": "no timestamp: windows cannot be drawn"}
+    columns = {name: "categorical" for name in spec.categorical if name in frame}
+    columns |= {name: "numeric" for name in spec.numeric if name in frame}
+    scored = frame[[spec.timestamp, *columns]].copy()
+    scored[PREDICTION] = model.predict(pipeline.transform(frame))
+    found = calibrate(
+        scored,
+        reference,
+        spec.timestamp,
+        {**columns, PREDICTION: "numeric"},
+        spec.drift.window,
+        spec.drift.false_alarm_rate,
+        Thresholds().sample_rows,
+    )
+    if found is None:
+        return {
+            "calibrated": False,
+            "why": f"the training period holds too few {spec.drift.window} windows; "
+            "Evidently's default thresholds stay",
+        }
+    return {"calibrated": True, **found.to_dict()}
+
+
 def register(
     registry: Registry,
     spec: DatasetSpec,

@@ -191,6 +191,7 @@ def register(
     pipeline_path: str,
     schema_path: str,
     train_path: str,
+    validated_path: str,
     evaluation_path: str,
     lineage: dict[str, Any],
     promote_alias: str = Alias.CHAMPION,
@@ -215,6 +216,9 @@ def register(
     }
     train_frame = pd.read_parquet(train_path)
     reference = register_stage.reference_sample(spec, train_frame, model, pipeline)
+    calibration = register_stage.drift_calibration(
+        spec, pd.read_parquet(validated_path), reference, model, pipeline
+    )
     rows = training.get("rows", {}) | {"test": int(metrics["test"]["n"])}
     lineage = lineage | {
         "params": training["chosen"]["params"],
@@ -222,6 +226,7 @@ def register(
         "rows": rows,
         "trained_on": _time_range(spec, train_frame),
         "selected_on": training.get("selected_on", [None, None]),
+        "drift_calibration": calibration,
     }
     return register_stage.register(
         Registry(registry_uri),

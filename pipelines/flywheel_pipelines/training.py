@@ -117,6 +117,7 @@ def training_pipeline(
         feature_pipeline=features.outputs["feature_pipeline"],
         schema=features.outputs["schema"],
         train=parts.outputs["train"],
+        validated=validated.outputs["validated"],
         evaluation=verdict.outputs["evaluation"],
         reason=reason,
         promote_alias=promote_alias,

@@ -39,6 +39,30 @@ def test_normal_windows_raise_no_false_alarm(story):
     assert not any(d.retrain or d.verdict == "degraded" for d in normal)
 
 
+def test_normal_days_are_judged_at_calibrated_thresholds_and_flag_no_feature(story):
+    # v0001's thresholds were calibrated on the training week's one-day windows (register).
+    _, home = story
+    decisions = [
+        json.loads(path.read_text())
+        for path in sorted(home.glob("story/loop/policies/*/monitor/*/decision.json"))
+    ]
+    normal = [d for d in decisions if d["window"]["start"] < CLOSURE.isoformat()]
+    assert normal
+    for decision in normal:
+        drift = decision["drift"]
+        assert drift["calibration"]["calibrated"] is True
+        assert drift["calibration"]["windows"] == 7
+        assert drift["drifted_features"] == []
+        assert decision["verdict"] == "ok"
+        features = drift["features"]
+        assert all(f["calibrated"] for f in features.values())
+        assert {n for n, f in features.items() if f["seasonal"]} == {
+            "temperature_c",
+            "precipitation_mm",
+            "weather",
+        }
+
+
 def test_the_closure_triggers_a_retrain_within_a_few_windows(story):
     result, _ = story
     assert result.summary["windows_to_retrain"] is not None

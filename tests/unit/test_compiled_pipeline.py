@@ -85,7 +85,7 @@ def test_a_model_that_loses_to_the_baseline_is_not_published(tmp_path: Path, spe
     registry = tmp_path / "registry"
     missing = str(tmp_path / "never-read")
     done = steps.register(
-        spec.model_dump_json(), str(registry), missing, missing, missing, missing,
+        spec.model_dump_json(), str(registry), missing, missing, missing, missing, missing,
         str(evaluation), lineage={},
     )  # fmt: skip
     assert (done.version, done.promoted) == ("", False)
