@@ -46,7 +46,8 @@ class DriftSpec(_Strict):
     seasonal: list[str] = Field(
         default_factory=list,
         description="Features expected to move with the season (temperature): their drift is "
-        "reported, and counts toward a retrain only when the error moves too.",
+        "reported but not counted in the drift share, so they lead to a retrain only through "
+        "the live error.",
     )
 
     @model_validator(mode="after")

@@ -29,8 +29,12 @@ from flywheel_mlops.durations import window_offset
 
 #: Fewer in-distribution windows than this and the thresholds stay Evidently's defaults.
 MIN_WINDOWS = 5
+#: Windows with fewer rows are not judged by the monitor either (`Thresholds.min_rows`).
 MIN_WINDOW_ROWS = 200
+#: A window may miss this share of its length at either end and still count as whole.
 EDGE_SLACK = 0.05
+#: Added to every distance before the log-normal fit, so a score of exactly 0 stays finite.
+SCORE_FLOOR = 0.001
 #: The confidence that the threshold's false-alarm rate is at most the configured one.
 CONFIDENCE = 0.9
 
@@ -67,12 +71,6 @@ class DriftCalibration:
         """As the bundle's metadata and the decision JSON record it."""
         return asdict(self)
 
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> DriftCalibration:
-        """Rebuild from `to_dict`'s output."""
-        columns = {name: ColumnCalibration(**c) for name, c in raw["columns"].items()}
-        return cls(**{**raw, "columns": columns})
-
 
 def calibrate(
     frame: pd.DataFrame,
@@ -97,8 +95,8 @@ def calibrate(
         The calibration, or None when the training period holds fewer than `MIN_WINDOWS`
         windows of at least `MIN_WINDOW_ROWS` rows: the defaults then stay, and say so.
     """
-    stamps = pd.to_datetime(frame[timestamp])
-    reference_stamps = pd.to_datetime(reference[timestamp]).to_numpy()
+    stamps = _naive_utc(frame[timestamp])
+    reference_stamps = _naive_utc(reference[timestamp]).to_numpy()
     windows = [
         (start, end, rows)
         for start, end, rows in _windows(stamps, window_offset(window))
@@ -127,9 +125,19 @@ def calibrate(
     return DriftCalibration(window, false_alarm_rate, len(windows), sample_rows, found)
 
 
+def _naive_utc(stamps: pd.Series) -> pd.Series:
+    """Event times as naive UTC, whatever zone they carry; an unreadable one is refused."""
+    times = pd.to_datetime(stamps, utc=True)
+    if times.isna().any():
+        raise ValueError(f"{int(times.isna().sum())} event times are missing or unreadable")
+    return times.dt.tz_localize(None)
+
+
 def share_false_alarm_rate(rate: float, features: int, drift_share: float) -> float:
     """Chance that at least `drift_share` of `features` are flagged when none moved, each at
     `rate` and independently: the binomial tail the share rule's false-alarm rate is."""
+    if features == 0:
+        return 0.0  # nothing counted: the share is 0 and the verdict is never drift
     needed = math.ceil(drift_share * features - 1e-9)
     return float(
         sum(
@@ -197,25 +205,34 @@ def _threshold(
     p_value = _is_p_value(test, reference, kind, column_type)
     z = tolerance_factor(len(scores), rate)
     if p_value:
+        extreme = float(scores.min())
         p = np.clip(scores, 1e-12, 1 - 1e-12)
         logit = np.log(p / (1 - p))
-        fitted = logit.mean() - z * _sd(logit)
-        threshold = min(float(1 / (1 + np.exp(-fitted))), float(scores.min()))
-        flagged = float(np.mean(scores < default))
-        extreme = float(scores.min())
+        fitted = float(1 / (1 + np.exp(-(logit.mean() - z * _sd(logit)))))
+        # Evidently flags p <= threshold: strictly below the lowest p-value seen.
+        threshold = float(np.nextafter(min(fitted, extreme), 0.0))
+        degenerate = extreme >= 1.0
     else:
-        logs = np.log(np.clip(scores, 1e-12, None))
-        threshold = max(float(np.exp(logs.mean() + z * _sd(logs))), float(scores.max()))
-        flagged = float(np.mean(scores >= default))
         extreme = float(scores.max())
+        # A floor below the sampling spread of the scores (~0.003-0.009 at 10,000 rows): a window
+        # scoring exactly 0 would put log(0) into the fit and blow the bound up.
+        logs = np.log(scores + SCORE_FLOOR)
+        fitted = float(np.exp(logs.mean() + z * _sd(logs)) - SCORE_FLOOR)
+        # Evidently flags score >= threshold: strictly above the highest score seen.
+        threshold = float(np.nextafter(max(fitted, extreme), np.inf))
+        degenerate = extreme <= 0.0
+    if degenerate:
+        # Every window scored as identical to the reference (a constant column): nothing to
+        # measure a spread on, so Evidently's default stays.
+        threshold = default
     return ColumnCalibration(
         method=test.name,
         default_threshold=default,
-        threshold=round(threshold, 6),
+        threshold=threshold,
         p_value=p_value,
         null_median=float(np.median(scores)),
         null_extreme=extreme,
-        flagged_at_default=flagged,
+        flagged_at_default=float(np.mean(scores <= default if p_value else scores >= default)),
     )
 
 

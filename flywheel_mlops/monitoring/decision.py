@@ -79,12 +79,22 @@ def _calibration(drift: DriftResult, thresholds: Thresholds) -> dict[str, Any]:
         return record
     counted = len(drift.counted)
     rate = float(record["false_alarm_rate"])
+    defaults = sorted(n for n, d in drift.counted.items() if not d.calibrated)
+    if defaults:
+        return {
+            **record,
+            "counted_features": counted,
+            "share_false_alarm_rate": None,
+            "share_false_alarm_rate_is": f"unknown: {defaults} kept Evidently's default "
+            "threshold, whose false-alarm rate was not measured",
+        }
     return {
         **record,
         "counted_features": counted,
         "share_false_alarm_rate": share_false_alarm_rate(rate, counted, thresholds.drift_share),
         "share_false_alarm_rate_is": "the chance that a window with no drift reaches the share, "
-        f"with each of {counted} features flagged at {rate} independently",
+        f"with each of {counted} features flagged at {rate} independently (a lower bound when "
+        "features move together)",
     }
 
 
@@ -129,7 +139,8 @@ def _drift_sentence(drift: DriftResult, thresholds: Thresholds) -> str:
     state = "drifted" if prediction.drifted else "did not drift"
     seasonal = drift.seasonal_drifted
     besides = (
-        f" Seasonal features drifted too, counted only when the error moves: {', '.join(seasonal)}."
+        f" Seasonal features drifted too, not counted (the error alone decides): "
+        f"{', '.join(seasonal)}."
         if seasonal
         else ""
     )

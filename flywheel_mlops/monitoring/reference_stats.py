@@ -14,6 +14,9 @@ from flywheel_mlops.files import write_atomic
 from flywheel_mlops.registry.bundle import MANIFEST, PREDICTION, Bundle, sha256_of
 
 STATS_FILE = "reference_stats.json"
+#: Bumped when the statistics gain a field: a cache written before is recomputed, never read
+#: with defaults (a cache from before calibration would silently drop the bundle's thresholds).
+FORMAT_VERSION = 2
 QUANTILE_BINS = 20
 Kind = Literal["numeric", "categorical"]
 
@@ -57,6 +60,8 @@ class ReferenceStats:
     """Features (and `prediction`) the monitor measures drift on."""
     calibration: dict[str, Any] | None = None
     """How the thresholds were calibrated (window, false-alarm rate, windows), or why not."""
+    format_version: int = 0
+    """`FORMAT_VERSION` of the code that computed these statistics."""
 
     @property
     def features(self) -> list[str]:
@@ -98,7 +103,11 @@ def load_or_compute(bundle: Bundle, cache_dir: Path) -> tuple[ReferenceStats, bo
             cached = ReferenceStats.from_json(path.read_text())
         except (ValueError, TypeError, KeyError):
             cached = None  # a damaged cache is recomputed, never trusted
-        if cached is not None and cached.manifest_sha256 == digest:
+        if (
+            cached is not None
+            and cached.manifest_sha256 == digest
+            and cached.format_version == FORMAT_VERSION
+        ):
             return cached, True
     stats = compute(bundle, digest)
     write_atomic(path, stats.to_json())
@@ -134,6 +143,7 @@ def compute(bundle: Bundle, digest: str) -> ReferenceStats:
         calibration=(
             {k: v for k, v in calibration.items() if k != "columns"} if calibration else None
         ),
+        format_version=FORMAT_VERSION,
     )
 
 

@@ -10,14 +10,16 @@ from typing import Any
 class Thresholds:
     """What makes a window `drift`, `degraded` or `insufficient_data`.
 
-    Per-feature drift thresholds are not here: Evidently picks each column's method and its
-    default threshold (Wasserstein normed 0.1, Jensen-Shannon 0.1 when the reference holds more
-    than 1,000 rows), and the decision records both.
+    Per-feature drift thresholds are not here: Evidently picks each column's method, and its
+    threshold is the one the register step calibrated on the training period (`calibration.py`)
+    or, for a bundle without one, Evidently's default (normed Wasserstein 0.1, Jensen-Shannon
+    0.1 when the reference holds more than 1,000 rows). The decision records both.
     """
 
     drift_share: float = 0.6
-    """Share of drifted features at or above which the window is `drift`. Above Evidently's 0.5:
-    on one-day windows, weather and weekday alone drift 4-6 of 12 features (docs/monitoring.md)."""
+    """Share of drifted (non-seasonal) features at or above which the window is `drift`. Set
+    above Evidently's 0.5 when thresholds were Evidently's defaults, under which weather and
+    weekday alone drifted 4-6 of 12 features on one-day windows (docs/monitoring.md)."""
 
     prediction_drift: bool = False
     """Whether a drifted prediction distribution alone makes the window `drift` (weekends do)."""

@@ -44,7 +44,7 @@ def test_normal_days_are_judged_at_calibrated_thresholds_and_flag_no_feature(sto
     _, home = story
     decisions = [
         json.loads(path.read_text())
-        for path in sorted(home.glob("story/loop/policies/*/monitor/*/decision.json"))
+        for path in sorted(home.glob("**/policies/*/monitor/*/decision.json"))
     ]
     normal = [d for d in decisions if d["window"]["start"] < CLOSURE.isoformat()]
     assert normal
