@@ -37,6 +37,9 @@ EDGE_SLACK = 0.05
 SCORE_FLOOR = 0.001
 #: The confidence that the threshold's false-alarm rate is at most the configured one.
 CONFIDENCE = 0.9
+#: Digits a threshold keeps: far finer than its uncertainty, coarser than the bits that differ
+#: between processes (see `_outward`).
+SIGNIFICANT = 6
 
 
 @dataclass(frozen=True)
@@ -210,7 +213,7 @@ def _threshold(
         logit = np.log(p / (1 - p))
         fitted = float(1 / (1 + np.exp(-(logit.mean() - z * _sd(logit)))))
         # Evidently flags p <= threshold: strictly below the lowest p-value seen.
-        threshold = float(np.nextafter(min(fitted, extreme), 0.0))
+        threshold = _outward(float(np.nextafter(min(fitted, extreme), 0.0)), up=False)
         degenerate = extreme >= 1.0
     else:
         extreme = float(scores.max())
@@ -219,7 +222,7 @@ def _threshold(
         logs = np.log(scores + SCORE_FLOOR)
         fitted = float(np.exp(logs.mean() + z * _sd(logs)) - SCORE_FLOOR)
         # Evidently flags score >= threshold: strictly above the highest score seen.
-        threshold = float(np.nextafter(max(fitted, extreme), np.inf))
+        threshold = _outward(float(np.nextafter(max(fitted, extreme), np.inf)), up=True)
         degenerate = extreme <= 0.0
     if degenerate:
         # Every window scored as identical to the reference (a constant column): nothing to
@@ -230,10 +233,31 @@ def _threshold(
         default_threshold=default,
         threshold=threshold,
         p_value=p_value,
-        null_median=float(np.median(scores)),
-        null_extreme=extreme,
+        null_median=_significant(float(np.median(scores))),
+        null_extreme=_significant(extreme),
         flagged_at_default=float(np.mean(scores <= default if p_value else scores >= default)),
     )
+
+
+def _outward(value: float, up: bool) -> float:
+    """`value` rounded away from the windows (up for distances, down for p-values) to
+    `SIGNIFICANT` digits: never inside the extreme window, and the same threshold in every
+    process. Evidently sums a categorical column's levels in `set` order, which string hashing
+    changes from process to process, so the scores agree only to the last few bits."""
+    if value == 0.0 or not math.isfinite(value):
+        return value
+    scale = 10.0 ** (math.floor(math.log10(abs(value))) - SIGNIFICANT + 1)
+    steps = math.ceil(value / scale) if up else math.floor(value / scale)
+    rounded = _significant(steps * scale)
+    # value / scale a whole number but for its last bit: one step further, still outward.
+    if (rounded < value) if up else (rounded > value):
+        rounded = _significant((steps + (1 if up else -1)) * scale)
+    return rounded
+
+
+def _significant(value: float) -> float:
+    """`value` to `SIGNIFICANT` digits, as recorded (see `_outward`)."""
+    return float(f"{value:.{SIGNIFICANT}g}")
 
 
 def tolerance_factor(windows: int, rate: float, confidence: float = CONFIDENCE) -> float:

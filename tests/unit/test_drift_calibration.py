@@ -200,3 +200,35 @@ def test_the_spec_checks_its_drift_section() -> None:
     with pytest.raises(ValueError, match="false_alarm_rate"):
         DatasetSpec.model_validate({**base, "drift": {"false_alarm_rate": 0.7}})
     assert DatasetSpec.model_validate(base).drift.false_alarm_rate == 0.01
+
+
+def test_the_thresholds_are_the_same_in_every_process(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Evidently sums a category's levels in `set` order, which each process's string hashing
+    changes: the register step runs in a fresh process, so its thresholds must not move."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import json, sys\n"
+        "sys.path.insert(0, sys.argv[1])\n"
+        "from test_drift_calibration import COLUMNS, _days, calibrate\n"
+        "training = _days(0, 8, seed=1)\n"
+        "reference = training.sample(n=3_000, random_state=0)\n"
+        "found = calibrate(training, reference, 'ts', COLUMNS, '1d', 0.01, 10_000)\n"
+        "print(json.dumps(found.to_dict(), sort_keys=True))\n"
+    )
+    here = os.path.dirname(__file__)
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", script, here],
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in (1, 2, 3)
+    ]
+    assert json.loads(runs[0])["columns"]["store"]["method"] == "jensenshannon"
+    assert runs[0] == runs[1] == runs[2]
