@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from dataclasses import replace
 
 import numpy as np
@@ -202,14 +206,9 @@ def test_the_spec_checks_its_drift_section() -> None:
     assert DatasetSpec.model_validate(base).drift.false_alarm_rate == 0.01
 
 
-def test_the_thresholds_are_the_same_in_every_process(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_the_thresholds_are_the_same_in_every_process() -> None:
     """Evidently sums a category's levels in `set` order, which each process's string hashing
     changes: the register step runs in a fresh process, so its thresholds must not move."""
-    import json
-    import os
-    import subprocess
-    import sys
-
     script = (
         "import json, sys\n"
         "sys.path.insert(0, sys.argv[1])\n"
